@@ -1,0 +1,6 @@
+"""``python -m edgecls`` is the ``edgecls`` command."""
+import sys
+
+from edgecls.cli import main
+
+sys.exit(main())

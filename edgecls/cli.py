@@ -1,0 +1,141 @@
+"""The ``edgecls`` command. Each command parses its arguments, then calls one plain function.
+
+Heavy imports (TensorFlow) happen inside the commands that need them, so
+``edgecls --help`` and ``edgecls recipes`` start fast. A user's mistake is one
+line on stderr and exit code 2 (usage, recipe) or 1 (anything else); a bug
+keeps its traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from edgecls import __version__
+from edgecls.errors import EdgeclsError
+
+log = logging.getLogger("edgecls")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # TensorFlow's Python logger repeats warnings we already turn into one clear line.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecls")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """edgecls: train image classifiers from recipes, compress them, and measure them on edge devices."""
+    _setup_logging(verbose)
+
+
+def _print_metrics(report: dict, title: str) -> None:
+    keys = ["accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "ece"]
+    click.echo(title)
+    for key in keys:
+        if key in report:
+            click.echo(f"  {key:<16} {report[key]:.4f}")
+    if "num_examples" in report:
+        click.echo(f"  {'test images':<16} {report['num_examples']}")
+
+
+@cli.command()
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, typed by the schema (repeatable), e.g. --set train.epochs=3.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Discard an existing train/ and start over.")
+def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, force: bool) -> None:
+    """Train RECIPE (a file, or the name of a bundled recipe) into its run directory."""
+    from edgecls.recipe import load_recipe
+
+    rec = load_recipe(recipe, overrides)
+    from edgecls.train.trainer import run_dir_for, train as train_recipe
+
+    run = run_dir_for(rec, run_dir)
+    log.info("training '%s' into %s", rec.name, run.root)
+    report = train_recipe(rec, run, resume=resume, force=force)
+    _print_metrics(report, f"test metrics ({run.train_metrics}):")
+
+
+@cli.command()
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value.")
+@click.option("--show", is_flag=True, help="Print the resolved recipe.")
+def validate(recipe: str, overrides: tuple[str, ...], show: bool) -> None:
+    """Check RECIPE: keys, types, ranges, the model name. Prints 'ok' or the first error."""
+    from edgecls.recipe import load_recipe, recipe_to_yaml
+
+    rec = load_recipe(recipe, overrides)
+    if show:
+        click.echo(recipe_to_yaml(rec), nl=False)
+    click.echo(f"ok: {recipe} ({rec.name}: {rec.model.name} on {rec.data.source})")
+
+
+@cli.command()
+def recipes() -> None:
+    """List the bundled recipes with their descriptions."""
+    from edgecls.recipe import list_recipes
+
+    rows = list_recipes()
+    width = max((len(name) for name, _, _ in rows), default=4)
+    for name, path, desc in rows:
+        click.echo(f"{name:<{width}}  {desc}")
+    if not rows:
+        click.echo("no recipes found (looked in ./recipes and the bundled folder)")
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--input-size", type=int, default=None, help="Count parameters at this input size (square).")
+@click.option("--classes", type=int, default=10, show_default=True, help="Classes for the parameter count.")
+def models(pattern: str, as_json: bool, input_size: int | None, classes: int) -> None:
+    """List registered models matching PATTERN (fnmatch, e.g. 'mobilenet*'): name, family, parameters."""
+    from edgecls.models import count_params, list_models
+
+    infos = list_models(pattern)
+    if not infos:
+        raise EdgeclsError(f"no model matches '{pattern}'")
+    rows = []
+    for info in infos:
+        shape = (input_size, input_size, info.default_input[2]) if input_size else info.default_input
+        rows.append({"name": info.name, "family": info.family, "params": count_params(info.name, classes, shape),
+                     "input": list(shape), "qat": info.qat, "description": info.description})
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(f"{'name':<20} {'family':<12} {'params':>10}  {'input':<11} {'QAT':<4} description")
+    for r in rows:
+        size = "x".join(map(str, r["input"]))
+        click.echo(f"{r['name']:<20} {r['family']:<12} {r['params']:>10,}  {size:<11} "
+                   f"{'yes' if r['qat'] else 'no':<4} {r['description']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the group, turning EdgeclsError into one line and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="edgecls", standalone_mode=False)
+    except EdgeclsError as err:
+        click.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Errors meant for people: the CLI prints ``str(err)`` on one line and exits with ``exit_code``.
+
+Anything that is the user's mistake (a recipe, an image, a model file, a
+device) raises a subclass of :class:`EdgeclsError`; anything else is a bug and
+keeps its traceback.
+"""
+from __future__ import annotations
+
+
+class EdgeclsError(Exception):
+    """A failure the user can fix; the message says what, where and what to do."""
+
+    exit_code = 1
+
+
+class UsageError(EdgeclsError):
+    """Wrong command-line use (a bad --set, a missing run directory argument...)."""
+
+    exit_code = 2
+
+
+class RecipeError(UsageError):
+    """A recipe that does not validate. Formats as ``file:line: key.path: message``."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None, key: str | None = None):
+        self.message, self.source, self.line, self.key = message, source, line, key
+        where = ""
+        if source:
+            where = f"{source}:{line}: " if line else f"{source}: "
+        super().__init__(f"{where}{key + ': ' if key else ''}{message}")
+
+
+class StageError(EdgeclsError):
+    """A stage cannot run because its input is missing or its state is inconsistent."""

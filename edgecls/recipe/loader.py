@@ -1,0 +1,144 @@
+"""Recipe files: YAML -> validated Recipe, ``--set`` overrides, the resolved copy in a run.
+
+Errors name the file, the line and the key path, and suggest the close key:
+``recipes/x.yaml:12: train.optimiser: unknown key; did you mean 'optimizer'?``
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from edgecls import fileio
+from edgecls.errors import RecipeError
+from edgecls.recipe import typed
+from edgecls.recipe.schema import Recipe
+
+# Bundled recipes live at the top of the source tree; a user's ./recipes comes first.
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def recipe_dirs() -> list[Path]:
+    dirs = [Path.cwd() / "recipes", BUNDLED_DIR]
+    out = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
+            out.append(d)
+    return out
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A recipe file path, or the name of a bundled recipe (``digits`` -> recipes/digits.yaml)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return path
+    for d in recipe_dirs():
+        for suffix in (".yaml", ".yml"):
+            if (d / f"{name_or_path}{suffix}").exists():
+                return d / f"{name_or_path}{suffix}"
+    return path
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``train.epochs=3`` -> (['train', 'epochs'], 3); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError("expected KEY=VALUE, e.g. train.epochs=3", source=f"--set {text}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # a plain string such as a path with a colon
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> tuple[dict, dict[str, str]]:
+    """Set each ``a.b.c=value`` in a copy of the raw mapping; returns it and the paths set."""
+    raw = copy.deepcopy(raw)
+    origins = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = typed.LineDict()
+                child.line, child.lines = 0, {}
+            elif not isinstance(child, dict):
+                raise RecipeError(f"'{'.'.join(keys[:depth + 1])}' is not a section", source=f"--set {text}")
+            node = child
+        node[keys[-1]] = value
+        origins[".".join(keys)] = text
+    return raw, origins
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe. Raises RecipeError for anything wrong."""
+    path = resolve_path(str(path))
+    raw = typed.read_yaml(path)
+    raw, origins = apply_overrides(raw, list(overrides))
+    ctx = typed.Context(str(path), origins)
+    recipe = typed.build(Recipe, raw, "", ctx, 1)
+    _check_model(recipe, raw, ctx)
+    return recipe
+
+
+def _check_model(recipe: Recipe, raw: dict, ctx: typed.Context) -> None:
+    """The model name and its option names, against the registry (no TensorFlow needed)."""
+    from edgecls.models import registry
+
+    model_raw = raw.get("model", {})
+    lines = getattr(model_raw, "lines", {})
+    names = [m.name for m in registry.list_models()]
+    if recipe.model.name not in names:
+        hint = typed._suggest(recipe.model.name, names)
+        raise ctx.error(f"unknown model '{recipe.model.name}'{hint or ''} (edgecls models lists them)",
+                        "model.name", lines.get("name"))
+    info = next(m for m in registry.list_models() if m.name == recipe.model.name)
+    opt_lines = getattr(model_raw.get("options", {}), "lines", {})
+    for key in recipe.model.options:
+        if key not in info.options:
+            hint = typed._suggest(key, list(info.options))
+            raise ctx.error(f"unknown option of {info.name}{hint or ''}; accepted: {', '.join(info.options) or 'none'}",
+                            f"model.options.{key}", opt_lines.get(key, lines.get("options")))
+
+
+def recipe_to_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(typed.to_plain(recipe), sort_keys=False, default_flow_style=None)
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> Path:
+    return fileio.write_text(path, recipe_to_yaml(recipe))
+
+
+def diff_recipes(a: Recipe, b: Recipe) -> list[str]:
+    """Dotted keys whose values differ (to refuse resuming a run under another recipe)."""
+    out: list[str] = []
+
+    def walk(x, y, prefix):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in sorted(set(x) | set(y), key=str):
+                walk(x.get(key), y.get(key), f"{prefix}{key}.")
+        elif x != y:
+            out.append(prefix.rstrip("."))
+
+    walk(typed.to_plain(a), typed.to_plain(b), "")
+    return out
+
+
+def list_recipes() -> list[tuple[str, Path, str]]:
+    """(name, path, description) of bundled recipes; broken ones show their error as description."""
+    rows = []
+    seen = set()
+    for d in recipe_dirs():
+        for path in sorted(d.glob("*.y*ml")):
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
+            try:
+                desc = load_recipe(path).description
+            except RecipeError as err:
+                desc = f"INVALID: {err}"
+            rows.append((path.stem, path, desc))
+    return rows

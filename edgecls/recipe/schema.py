@@ -1,0 +1,202 @@
+"""The recipe: frozen, validated types. One dataclass per section.
+
+Every field says what it means (``help``) and what it accepts; ``typed.build``
+checks types and ranges, ``__post_init__`` checks what spans fields. Later
+stages (compress, export, bench) add their sections here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+from edgecls.recipe.typed import spec
+
+SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "ellipse", "hexagon")
+
+
+# --- data -------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsOptions:
+    """scikit-learn's load_digits: 1,797 real 8x8 handwritten digits. No options."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapesOptions:
+    image_size: int = spec(64, ge=8, le=1024, help="side of the generated images in pixels")
+    classes: tuple[str, ...] = spec(("circle", "square", "triangle", "star", "cross", "ring"),
+                                    help=f"shapes to draw, any of {', '.join(SHAPES)}")
+    count: int = spec(1200, ge=2, help="total images, balanced over classes")
+    seed: int = spec(0, help="generator seed; the same seed draws the same images")
+
+    def __post_init__(self):
+        bad = [c for c in self.classes if c not in SHAPES]
+        if bad:
+            raise ValueError(f"classes: unknown shape '{bad[0]}'; known: {', '.join(SHAPES)}")
+        if len(set(self.classes)) < 2:
+            raise ValueError("classes: needs at least 2 different shapes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderOptions:
+    path: str = spec(help="folder with one sub-folder of images per class (JPEG, PNG, BMP, GIF)")
+    on_bad_file: Literal["skip", "fail"] = spec("skip", help="corrupt or non-image files: list and skip, or fail the run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TfrecordOptions:
+    path: str = spec(help="a TFRecord file, a folder of them, or a glob")
+    image_key: str = spec("image/encoded", help="feature holding the encoded image bytes")
+    label_key: str = spec("image/class/label", help="int64 feature holding the class index")
+    text_key: str = spec("image/class/text", help="optional bytes feature holding the class name")
+    class_names: Optional[tuple[str, ...]] = spec(None, help="class names by index (else read from text_key)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KerasOptions:
+    dataset: Literal["mnist", "fashion_mnist", "cifar10", "cifar100"] = spec("mnist", help="keras.datasets set")
+    path: Optional[str] = spec(None, help="folder holding the files keras would download (for offline machines)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TfdsOptions:
+    name: str = spec(help="TFDS data set name, e.g. 'tf_flowers'")
+    split: str = spec("train", help="TFDS split to read; edgecls makes its own train/validation/test split")
+    data_dir: Optional[str] = spec(None, help="TFDS data directory")
+    image_key: str = spec("image")
+    label_key: str = spec("label")
+
+
+SOURCE_OPTIONS = {"digits": DigitsOptions, "shapes": ShapesOptions, "folder": FolderOptions,
+                  "tfrecord": TfrecordOptions, "keras": KerasOptions, "tfds": TfdsOptions}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Normalize:
+    mean: tuple[float, ...] = spec((0.5,), help="per-channel mean, in 0..1 pixel units (one value or one per channel)")
+    std: tuple[float, ...] = spec((0.5,), help="per-channel std, in 0..1 pixel units")
+
+    def __post_init__(self):
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std: every value must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Splits:
+    validation: float = spec(0.1, ge=0.0, lt=1.0, help="fraction of each class held out for validation")
+    test: float = spec(0.2, gt=0.0, lt=1.0, help="fraction of each class held out for the test metrics")
+
+    def __post_init__(self):
+        if self.validation + self.test >= 1.0:
+            raise ValueError("test: validation + test must leave data to train on (sum < 1)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Augment:
+    flip: Literal["none", "horizontal", "vertical", "both"] = spec("none", help="random flips")
+    rotation: float = spec(0.0, ge=0.0, le=1.0, help="max rotation, as a fraction of a full turn")
+    zoom: float = spec(0.0, ge=0.0, lt=1.0, help="max zoom in or out, as a fraction")
+    translate: float = spec(0.0, ge=0.0, lt=1.0, help="max shift, as a fraction of the size")
+    contrast: float = spec(0.0, ge=0.0, lt=1.0, help="max contrast change, as a fraction")
+    brightness: float = spec(0.0, ge=0.0, lt=1.0, help="max brightness change, as a fraction of the range")
+    random_crop: bool = spec(False, help="pad by 1/8 of the size and crop back at a random place")
+    erasing: float = spec(0.0, ge=0.0, le=1.0, help="probability of erasing a random rectangle")
+    mixup: float = spec(0.0, ge=0.0, help="mixup alpha (0 = off)")
+    cutmix: float = spec(0.0, ge=0.0, help="cutmix alpha (0 = off)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    source: Literal["digits", "shapes", "folder", "tfrecord", "keras", "tfds"] = spec(help="where images come from")
+    options: Any = spec(None, variant_of="source", variants=SOURCE_OPTIONS, help="options of the source")
+    image_size: Union[int, tuple[int, int]] = spec(help="model input size: N or [height, width]")
+    channels: Literal[1, 3] = spec(3, help="1 (grayscale) or 3 (RGB)")
+    resize: Literal["stretch", "crop"] = spec("stretch", help="aspect policy: stretch, or centre-crop to fit")
+    normalize: Normalize = spec(default_factory=Normalize)
+    splits: Splits = spec(default_factory=Splits)
+    augment: Augment = spec(default_factory=Augment)
+    cache: bool = spec(True, help="cache decoded images in memory after the first epoch")
+
+    def __post_init__(self):
+        size = (self.image_size, self.image_size) if isinstance(self.image_size, int) else self.image_size
+        if min(size) < 4 or max(size) > 2048:
+            raise ValueError("image_size: must be between 4 and 2048 pixels")
+        object.__setattr__(self, "image_size", tuple(size))
+        for key in ("mean", "std"):
+            if len(getattr(self.normalize, key)) not in (1, self.channels):
+                raise ValueError(f"normalize.{key}: needs 1 or {self.channels} values for {self.channels} channel(s)")
+
+
+# --- model ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    name: str = spec(help="a registered model (edgecls models lists them)")
+    options: dict[str, Any] = spec(default_factory=dict, help="builder options, e.g. width, dropout")
+
+
+# --- training ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Optimizer:
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = spec("adam")
+    learning_rate: float = spec(1e-3, gt=0.0, help="peak learning rate (after warm-up)")
+    momentum: float = spec(0.9, ge=0.0, lt=1.0, help="SGD and RMSProp momentum")
+    nesterov: bool = spec(False, help="Nesterov momentum (SGD)")
+    weight_decay: float = spec(0.0, ge=0.0, help="decoupled weight decay")
+    clipnorm: Optional[float] = spec(None, gt=0.0, help="clip each gradient's norm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    name: Literal["constant", "step", "cosine"] = spec("constant")
+    warmup_epochs: float = spec(0.0, ge=0.0, help="linear warm-up from 0 over this many epochs")
+    step_epochs: int = spec(10, ge=1, help="step: multiply the rate by step_factor every this many epochs")
+    step_factor: float = spec(0.1, gt=0.0, le=1.0)
+    min_lr_ratio: float = spec(0.0, ge=0.0, le=1.0, help="cosine: final rate as a fraction of the peak")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlyStopping:
+    patience: int = spec(0, ge=0, help="epochs without improvement before stopping (0 = off)")
+    monitor: str = spec("val_accuracy")
+    min_delta: float = spec(0.0, ge=0.0)
+    restore_best: bool = spec(True, help="keep the best epoch's weights")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = spec(10, ge=1)
+    batch_size: int = spec(64, ge=1, help="global batch, split over the replicas")
+    optimizer: Optimizer = spec(default_factory=Optimizer)
+    schedule: Schedule = spec(default_factory=Schedule)
+    label_smoothing: float = spec(0.0, ge=0.0, lt=1.0)
+    early_stopping: EarlyStopping = spec(default_factory=EarlyStopping)
+    class_weights: Union[Literal["none", "balanced"], dict[str, float]] = spec(
+        "none", help="'balanced', or a weight per class name")
+    strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = spec(
+        "auto", help="tf.distribute strategy; auto = mirrored on several GPUs, one_device on one, default on CPU")
+    devices: Optional[tuple[str, ...]] = spec(None, help="devices for one_device/mirrored, e.g. ['/gpu:0', '/gpu:1']")
+    cpu_replicas: int = spec(0, ge=0, help="split the CPU into this many logical devices (try distribution without GPUs)")
+    tpu: Optional[str] = spec(None, help="TPU address for strategy tpu (none = the local/Colab TPU)")
+    mixed_precision: Literal["auto", "on", "off"] = spec("auto", help="mixed_float16; auto = on GPUs only")
+    jit_compile: bool = spec(False, help="compile the train step with XLA")
+    steps_per_execution: int = spec(1, ge=1, help="train steps per tf.function call")
+    deterministic: bool = spec(True, help="deterministic ops: the same seed gives the same model")
+    checkpoints_to_keep: int = spec(3, ge=1, help="per-epoch weight checkpoints kept in train/checkpoints")
+
+
+# --- the recipe -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    name: str = spec(help="run name; the default run directory is runs/<name>")
+    data: DataConfig = spec()
+    model: ModelConfig = spec()
+    description: str = spec("", help="one line shown by `edgecls recipes`")
+    seed: int = spec(0, ge=0, help="seed for splits, shuffling, initialization and augmentation")
+    train: TrainConfig = spec(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if not self.name or any(c in self.name for c in "/\\ ") or self.name.startswith("."):
+            raise ValueError("name: must be a plain name without spaces or slashes")

@@ -1,0 +1,175 @@
+"""Train a recipe into its run directory: split, fit, checkpoint, evaluate on the test split.
+
+Writes (chief only) ``recipe.yaml``, ``split.json`` and ``train/``:
+``model.keras``, ``checkpoints/``, ``history.csv``, ``metrics.json``, ``tensorboard/``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecls import fileio, metrics
+from edgecls.errors import StageError
+from edgecls.recipe import diff_recipes, load_recipe, save_recipe
+from edgecls.recipe.schema import Recipe
+from edgecls.rundir import RunDir
+
+log = logging.getLogger("edgecls.train")
+
+
+def check_run_dir(recipe: Recipe, run: RunDir, *, resume: bool, force: bool) -> bool:
+    """Decide what to do with an existing run directory. Returns True when training is already complete."""
+    if force:
+        shutil.rmtree(run.train, ignore_errors=True)
+        run.split.unlink(missing_ok=True)
+        return False
+    if run.recipe.exists():
+        saved = load_recipe(run.recipe)
+        changed = diff_recipes(saved, recipe)
+        if changed and (resume or run.model.exists() or run.backup.exists()):
+            raise StageError(f"{run.root} was made from a different recipe (changed: {', '.join(changed[:5])}); "
+                             "use another --run-dir, or --force to start over")
+    if run.model.exists():
+        if resume:
+            return True
+        raise StageError(f"{run.model} exists: this run is trained. Use --resume to keep it, "
+                         "--force to train again, or another --run-dir")
+    if run.backup.exists() and not resume:
+        raise StageError(f"{run.root} holds an interrupted run; pass --resume to continue it or --force to start over")
+    return False
+
+
+def _class_weights(recipe: Recipe, labels: np.ndarray, class_names: tuple[str, ...]) -> dict[int, float] | None:
+    cw = recipe.train.class_weights
+    if cw == "none":
+        return None
+    k = len(class_names)
+    if cw == "balanced":
+        counts = np.bincount(labels, minlength=k).astype(float)
+        return {i: float(len(labels) / (k * c)) if c else 0.0 for i, c in enumerate(counts)}
+    unknown = [n for n in cw if n not in class_names]
+    if unknown:
+        raise StageError(f"train.class_weights: no class named '{unknown[0]}'; classes: {', '.join(class_names)}")
+    return {i: float(cw.get(name, 1.0)) for i, name in enumerate(class_names)}
+
+
+def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = False) -> dict:
+    """Train ``recipe`` into ``run``; returns the test metrics (also in train/metrics.json)."""
+    if check_run_dir(recipe, run, resume=resume, force=force):
+        log.info("%s is already trained; nothing to do", run.model)
+        return fileio.read_json(run.train_metrics)
+
+    # The strategy first: logical CPU devices must be set before TensorFlow uses any device.
+    from edgecls.train.strategy import build_strategy
+    info = build_strategy(recipe.train)
+
+    from edgecls._tf import keras, tf
+    from edgecls.data import load_source, load_split, make_dataset, preprocess_numpy, save_split, stratified_split
+    from edgecls.models import create
+    from edgecls.train.callbacks import EpochCheckpoint, EpochLog, HistoryCSV
+    from edgecls.train.optim import build_optimizer, build_schedule
+
+    keras.utils.set_random_seed(recipe.seed)
+    if recipe.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    d = recipe.data
+    t0 = time.perf_counter()
+    examples = load_source(d.source, _options(d.options), seed=recipe.seed)
+    log.info("data: %d images, %d classes from '%s' (%.1f s)", len(examples), examples.num_classes, d.source,
+             time.perf_counter() - t0)
+    if run.split.exists():  # a resumed run evaluates on the very same test images
+        split = load_split(run.split)
+    else:
+        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test, seed=recipe.seed)
+    class_weight = _class_weights(recipe, examples.labels[split["train"]], examples.class_names)
+    if info.is_chief:
+        save_recipe(recipe, run.recipe)
+        if not run.split.exists():
+            save_split(run.split, split, examples)
+    log.info("split: %s", ", ".join(f"{k} {len(v)}" for k, v in split.items()))
+
+    k = examples.num_classes
+    common = dict(image_size=d.image_size, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std,
+                  resize=d.resize)
+    batch = recipe.train.batch_size
+    train_ds = make_dataset(examples, split["train"], batch_size=batch, training=True, augment=d.augment,
+                            seed=recipe.seed, cache=d.cache, num_classes=k, **common)
+    val_ds = None
+    if len(split["validation"]):
+        val_ds = make_dataset(examples, split["validation"], batch_size=batch, training=False, cache=d.cache,
+                              num_classes=k, **common)
+    steps = math.ceil(len(split["train"]) / batch)
+    log.info(info.describe(batch))
+
+    input_shape = (*d.image_size, d.channels)
+    with info.strategy.scope():
+        model = create(recipe.model.name, k, input_shape, **recipe.model.options)
+        opt = build_optimizer(recipe.train.optimizer,
+                              build_schedule(recipe.train.optimizer, recipe.train.schedule, steps, recipe.train.epochs))
+        model_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if k >= 5:
+            model_metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+        model.compile(optimizer=opt,
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing),
+                      metrics=model_metrics, jit_compile=recipe.train.jit_compile,
+                      steps_per_execution=recipe.train.steps_per_execution)
+    log.info("model: %s, %s parameters, input %s", recipe.model.name, f"{model.count_params():,}", input_shape)
+
+    run.train.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir=str(run.backup)),
+        EpochCheckpoint(run.checkpoints, keep=recipe.train.checkpoints_to_keep, enabled=info.is_chief),
+        HistoryCSV(run.history, enabled=info.is_chief),
+        EpochLog(),
+    ]
+    if info.is_chief:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+    es = recipe.train.early_stopping
+    if es.patience:
+        monitor = es.monitor if val_ds is not None else es.monitor.removeprefix("val_")
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience, min_delta=es.min_delta,
+                                                       restore_best_weights=es.restore_best))
+    t0 = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=recipe.train.epochs, callbacks=callbacks,
+              class_weight=class_weight,
+              verbose=1 if sys.stderr.isatty() else 0)
+    train_seconds = time.perf_counter() - t0
+
+    x_test = preprocess_numpy(examples, split["test"], **common)
+    probs = model.predict(x_test, batch_size=max(batch, 256), verbose=0)
+    report = metrics.classification_report(examples.labels[split["test"]], probs, examples.class_names)
+    report["train_seconds"] = round(train_seconds, 2)
+    report["replicas"] = info.replicas
+    if info.is_chief:
+        with fileio.atomic_path(run.model, suffix=".keras") as tmp:
+            model.save(str(tmp))
+        fileio.write_json(run.train_metrics, report)
+    keras.mixed_precision.set_global_policy("float32")  # leave the process as we found it
+    return report
+
+
+def _options(options) -> dict:
+    from edgecls.recipe.typed import to_plain
+
+    return to_plain(options) if options is not None else {}
+
+
+def load_trained(run: RunDir):
+    """The trained Keras model of a run, or a StageError that says which command makes it."""
+    if not run.model.exists():
+        raise StageError(f"{run.model} not found: run `edgecls train` first")
+    from edgecls._tf import keras
+    import edgecls.train.optim  # noqa: F401  registers WarmupSchedule for deserialization
+
+    return keras.models.load_model(str(run.model), compile=False)
+
+
+def run_dir_for(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
+    return RunDir(Path(run_dir)) if run_dir else RunDir.for_recipe(recipe.name)
