@@ -13,10 +13,43 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO/WARNING noise off users' terminals
+# TensorFlow 2.21's C++ side logs harmless errors (e.g. an unknown NodeDef attribute in
+# tf.data) on every run; real failures still raise Python exceptions. EDGECLS_TF_LOGS=1 shows all.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("EDGECLS_TF_LOGS") == "1" else "3")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the C++ start-up chatter (CUDA stubs, CPU features) that TensorFlow prints on import.
+
+    It is written before absl logging is configured, so TF_CPP_MIN_LOG_LEVEL does not
+    reach it. EDGECLS_TF_LOGS=1 shows it. Python exceptions still surface normally.
+    """
+    if os.environ.get("EDGECLS_TF_LOGS") == "1":
+        yield
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _quiet_native_stderr():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+    tf.config.list_physical_devices()  # device discovery logs its CUDA probe here, once
+
+# TensorFlow's Python logger reports checkpoint internals at INFO; users see our lines instead.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+logging.getLogger("absl").setLevel(logging.WARNING)
 
 MIN_TF = (2, 16)
 

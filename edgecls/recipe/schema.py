@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
+from edgecls.data.shapes import SHAPES
 from edgecls.recipe.typed import spec
-
-SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "ellipse", "hexagon")
 
 
 # --- data -------------------------------------------------------------------------
@@ -186,6 +185,75 @@ class TrainConfig:
     checkpoints_to_keep: int = spec(3, ge=1, help="per-epoch weight checkpoints kept in train/checkpoints")
 
 
+# --- compression (tfmot) -----------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class PruneOptions:
+    schedule: Literal["polynomial", "constant"] = spec("polynomial", help="sparsity ramp (polynomial) or fixed")
+    target_sparsity: float = spec(0.5, ge=0.0, lt=1.0, help="fraction of weights set to zero")
+    initial_sparsity: float = spec(0.0, ge=0.0, lt=1.0, help="polynomial: sparsity at begin")
+    begin: float = spec(0.0, ge=0.0, help="first pruning step: a step count, or a fraction of the stage if < 1")
+    end: float = spec(0.7, ge=0.0, help="last pruning step (polynomial): a step count, or a fraction of the stage if <= 1")
+    frequency: int = spec(10, ge=1, help="steps between pruning updates")
+    structure: Optional[str] = spec(None, help="M:N structured sparsity, e.g. '2:4'")
+    policy: Optional[Literal["xnnpack"]] = spec(None, help="'xnnpack': prune only what XNNPACK's sparse kernels run faster")
+    skip: tuple[str, ...] = spec((), help="layer name patterns (fnmatch) left dense")
+
+    def __post_init__(self):
+        if self.structure is not None:
+            m, _, n = self.structure.partition(":")
+            if not (m.isdigit() and n.isdigit() and 0 < int(m) < int(n)):
+                raise ValueError("structure: expected 'M:N' with 0 < M < N, e.g. '2:4'")
+        if self.schedule == "polynomial" and self.initial_sparsity > self.target_sparsity:
+            raise ValueError("initial_sparsity: must not exceed target_sparsity")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterOptions:
+    clusters: int = spec(16, ge=2, le=256, help="number of shared weight values per layer (or per channel)")
+    init: Literal["kmeans++", "linear", "density", "random"] = spec("kmeans++", help="centroid initialization")
+    per_channel: bool = spec(False, help="cluster each output channel of a convolution separately")
+    preserve_sparsity: bool = spec(False, help="keep pruned zeros at zero (prune, then cluster: the PCQAT path)")
+    skip: tuple[str, ...] = spec((), help="layer name patterns (fnmatch) left unclustered")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantizeOptions:
+    preserve: Literal["none", "sparsity", "clusters", "both"] = spec(
+        "none", help="collaborative optimization: keep the zeros (PQAT), the clusters (CQAT) or both (PCQAT)")
+    skip: tuple[str, ...] = spec((), help="layer name patterns (fnmatch) left in float")
+
+
+STAGE_OPTIONS = {"prune": PruneOptions, "cluster": ClusterOptions, "quantize": QuantizeOptions}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressStage:
+    name: str = spec(help="stage name; saved as compress/<name>.keras")
+    kind: Literal["prune", "cluster", "quantize"] = spec(help="prune | cluster | quantize (QAT)")
+    source: Optional[str] = spec(None, help="'train' or an earlier stage's name (default: the stage before)")
+    epochs: int = spec(3, ge=0, help="fine-tuning epochs")
+    learning_rate: Optional[float] = spec(None, gt=0.0, help="fine-tuning rate (default: a tenth of train's)")
+    options: Any = spec(None, variant_of="kind", variants=STAGE_OPTIONS, help="options of the kind")
+
+
+# --- export (TFLite / LiteRT) -----------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class ExportVariant:
+    name: str = spec(help="variant name; saved as export/<name>.tflite")
+    source: str = spec("train", help="'train' or a compression stage's name")
+    mode: Literal["float32", "float16", "dynamic", "int8", "int16x8"] = spec(help="conversion")
+    input_type: Literal["float32", "uint8", "int8"] = spec(
+        "float32", help="input tensor type (uint8/int8 only with mode int8)")
+    output_type: Literal["float32", "uint8", "int8"] = spec("float32", help="output tensor type")
+    representative_samples: int = spec(200, ge=1, help="training images used to calibrate int8/int16x8")
+
+    def __post_init__(self):
+        if self.mode != "int8" and (self.input_type != "float32" or self.output_type != "float32"):
+            raise ValueError(f"input_type: integer input/output needs mode int8 (mode is {self.mode})")
+
+
 # --- the recipe -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,7 +264,23 @@ class Recipe:
     description: str = spec("", help="one line shown by `edgecls recipes`")
     seed: int = spec(0, ge=0, help="seed for splits, shuffling, initialization and augmentation")
     train: TrainConfig = spec(default_factory=TrainConfig)
+    compress: tuple[CompressStage, ...] = spec((), help="compression stages, run in order by `edgecls compress`")
+    export: tuple[ExportVariant, ...] = spec((), help="TFLite variants made by `edgecls export`")
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "/\\ ") or self.name.startswith("."):
             raise ValueError("name: must be a plain name without spaces or slashes")
+        known = {"train"}
+        for i, stage in enumerate(self.compress):
+            if stage.name in known:
+                raise ValueError(f"compress: stage name '{stage.name}' is used twice (or is 'train')")
+            if stage.source is not None and stage.source not in known:
+                raise ValueError(f"compress: stage '{stage.name}' reads '{stage.source}', which no earlier stage makes")
+            known.add(stage.name)
+        names = set()
+        for v in self.export:
+            if v.source not in known:
+                raise ValueError(f"export: variant '{v.name}' reads '{v.source}'; sources: {', '.join(sorted(known))}")
+            if v.name in names:
+                raise ValueError(f"export: variant name '{v.name}' is used twice")
+            names.add(v.name)

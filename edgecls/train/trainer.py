@@ -23,6 +23,10 @@ from edgecls.rundir import RunDir
 log = logging.getLogger("edgecls.train")
 
 
+def _has_backup(run: RunDir) -> bool:
+    return run.backup.is_dir() and any(p.is_file() for p in run.backup.rglob("*"))
+
+
 def check_run_dir(recipe: Recipe, run: RunDir, *, resume: bool, force: bool) -> bool:
     """Decide what to do with an existing run directory. Returns True when training is already complete."""
     if force:
@@ -32,7 +36,7 @@ def check_run_dir(recipe: Recipe, run: RunDir, *, resume: bool, force: bool) -> 
     if run.recipe.exists():
         saved = load_recipe(run.recipe)
         changed = diff_recipes(saved, recipe)
-        if changed and (resume or run.model.exists() or run.backup.exists()):
+        if changed and (resume or run.model.exists() or _has_backup(run)):
             raise StageError(f"{run.root} was made from a different recipe (changed: {', '.join(changed[:5])}); "
                              "use another --run-dir, or --force to start over")
     if run.model.exists():
@@ -40,7 +44,7 @@ def check_run_dir(recipe: Recipe, run: RunDir, *, resume: bool, force: bool) -> 
             return True
         raise StageError(f"{run.model} exists: this run is trained. Use --resume to keep it, "
                          "--force to train again, or another --run-dir")
-    if run.backup.exists() and not resume:
+    if _has_backup(run) and not resume:
         raise StageError(f"{run.root} holds an interrupted run; pass --resume to continue it or --force to start over")
     return False
 
@@ -70,7 +74,7 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     info = build_strategy(recipe.train)
 
     from edgecls._tf import keras, tf
-    from edgecls.data import load_source, load_split, make_dataset, preprocess_numpy, save_split, stratified_split
+    from edgecls.data.run_data import load_run_data
     from edgecls.models import create
     from edgecls.train.callbacks import EpochCheckpoint, EpochLog, HistoryCSV
     from edgecls.train.optim import build_optimizer, build_schedule
@@ -79,35 +83,20 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     if recipe.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    d = recipe.data
-    t0 = time.perf_counter()
-    examples = load_source(d.source, _options(d.options), seed=recipe.seed)
-    log.info("data: %d images, %d classes from '%s' (%.1f s)", len(examples), examples.num_classes, d.source,
-             time.perf_counter() - t0)
-    if run.split.exists():  # a resumed run evaluates on the very same test images
-        split = load_split(run.split)
-    else:
-        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test, seed=recipe.seed)
-    class_weight = _class_weights(recipe, examples.labels[split["train"]], examples.class_names)
+    data = load_run_data(recipe, run, make_split=True, write=info.is_chief)
+    split, k = data.split, data.num_classes
+    log.info("split: %s", ", ".join(f"{name} {len(v)}" for name, v in split.items()))
+    class_weight = _class_weights(recipe, data.labels("train"), data.class_names)
     if info.is_chief:
         save_recipe(recipe, run.recipe)
-        if not run.split.exists():
-            save_split(run.split, split, examples)
-    log.info("split: %s", ", ".join(f"{k} {len(v)}" for k, v in split.items()))
 
-    k = examples.num_classes
-    common = dict(image_size=d.image_size, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std,
-                  resize=d.resize)
     batch = recipe.train.batch_size
-    train_ds = make_dataset(examples, split["train"], batch_size=batch, training=True, augment=d.augment,
-                            seed=recipe.seed, cache=d.cache, num_classes=k, **common)
-    val_ds = None
-    if len(split["validation"]):
-        val_ds = make_dataset(examples, split["validation"], batch_size=batch, training=False, cache=d.cache,
-                              num_classes=k, **common)
+    train_ds = data.dataset("train", training=True, batch_size=batch)
+    val_ds = data.dataset("validation", training=False, batch_size=batch) if len(split["validation"]) else None
     steps = math.ceil(len(split["train"]) / batch)
     log.info(info.describe(batch))
 
+    d = recipe.data
     input_shape = (*d.image_size, d.channels)
     with info.strategy.scope():
         model = create(recipe.model.name, k, input_shape, **recipe.model.options)
@@ -141,10 +130,10 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
               class_weight=class_weight,
               verbose=1 if sys.stderr.isatty() else 0)
     train_seconds = time.perf_counter() - t0
+    if info.is_chief:  # BackupAndRestore empties its folder at the end; drop the folder too
+        shutil.rmtree(run.backup, ignore_errors=True)
 
-    x_test = preprocess_numpy(examples, split["test"], **common)
-    probs = model.predict(x_test, batch_size=max(batch, 256), verbose=0)
-    report = metrics.classification_report(examples.labels[split["test"]], probs, examples.class_names)
+    report = evaluate(model, data, batch_size=max(batch, 256))
     report["train_seconds"] = round(train_seconds, 2)
     report["replicas"] = info.replicas
     if info.is_chief:
@@ -155,10 +144,11 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     return report
 
 
-def _options(options) -> dict:
-    from edgecls.recipe.typed import to_plain
-
-    return to_plain(options) if options is not None else {}
+def evaluate(model, data, batch_size: int = 256) -> dict:
+    """Test-split metrics of a Keras model (the keys of train/metrics.json)."""
+    x_test, y_test = data.arrays("test")
+    probs = model.predict(x_test, batch_size=batch_size, verbose=0)
+    return metrics.classification_report(y_test, probs, data.class_names)
 
 
 def load_trained(run: RunDir):

@@ -1,0 +1,86 @@
+"""A recipe's data as every stage sees it: the source, the saved split, datasets and arrays.
+
+Training makes the split and saves it in the run directory; compression,
+export and benchmarks load that same split, so every stage tests on the very
+same images.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecls.data.sources import Examples, load_source
+from edgecls.data.splits import load_split, save_split, stratified_split
+from edgecls.errors import StageError
+from edgecls.recipe.schema import Recipe
+from edgecls.recipe.typed import to_plain
+from edgecls.rundir import RunDir
+
+log = logging.getLogger("edgecls.data")
+
+
+@dataclass
+class RunData:
+    recipe: Recipe
+    examples: Examples
+    split: dict[str, np.ndarray]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.examples.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.examples.num_classes
+
+    def _geometry(self) -> dict:
+        d = self.recipe.data
+        return dict(image_size=d.image_size, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std,
+                    resize=d.resize)
+
+    def labels(self, part: str) -> np.ndarray:
+        return self.examples.labels[self.split[part]]
+
+    def arrays(self, part: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized float32 images and int labels of one split part (for evaluation, calibration)."""
+        from edgecls.data.pipeline import preprocess_numpy
+
+        idx = self.split[part] if limit is None else self.split[part][:limit]
+        return preprocess_numpy(self.examples, idx, **self._geometry()), self.examples.labels[idx]
+
+    def dataset(self, part: str, *, training: bool, batch_size: int):
+        """A batched tf.data pipeline of (normalized images, one-hot labels)."""
+        from edgecls.data.pipeline import make_dataset
+
+        d = self.recipe.data
+        return make_dataset(self.examples, self.split[part], batch_size=batch_size, training=training,
+                            augment=d.augment if training else None, seed=self.recipe.seed, cache=d.cache,
+                            num_classes=self.num_classes, **self._geometry())
+
+
+def load_run_data(recipe: Recipe, run: RunDir, *, make_split: bool = False, write: bool = True) -> RunData:
+    """Load the recipe's source and the run's split.
+
+    ``make_split``: make (and, with ``write``, save) the split when the run has
+    none yet; only training does that. Later stages need the saved one.
+    """
+    d = recipe.data
+    t0 = time.perf_counter()
+    examples = load_source(d.source, to_plain(d.options) if d.options is not None else {}, seed=recipe.seed)
+    log.info("data: %d images, %d classes from '%s' (%.1f s)", len(examples), examples.num_classes, d.source,
+             time.perf_counter() - t0)
+    if run.split.exists():
+        split = load_split(run.split)
+        if max((int(v.max()) for v in split.values() if len(v)), default=-1) >= len(examples):
+            raise StageError(f"{run.split} does not fit the data ({len(examples)} images): "
+                             "the source changed since training; train again with --force")
+    elif make_split:
+        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test, seed=recipe.seed)
+        if write:
+            save_split(run.split, split, examples)
+    else:
+        raise StageError(f"{run.split} not found: run `edgecls train` first")
+    return RunData(recipe, examples, split)

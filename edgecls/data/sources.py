@@ -1,0 +1,518 @@
+"""Data sources: each turns a recipe's ``data.source`` + options into :class:`Examples`.
+
+Sources and their options (the recipe schema fills defaults; :func:`load_source`
+fills them too, so it can be called directly):
+
+``digits``    {} -- scikit-learn's 1,797 real 8x8 handwritten digits, (N, 8, 8, 1).
+``shapes``    {image_size, classes, count, seed} -- procedural RGB shapes (see shapes.py).
+``folder``    {path, on_bad_file: "skip"|"fail"} -- one sub-folder per class; file paths.
+``tfrecord``  {path, image_key, label_key, text_key, class_names} -- encoded images in
+              tf.train.Example records. ``path`` is a file, a directory (every
+              non-hidden file in it) or a glob; GZIP-compressed files are detected.
+              Per record: ``image_key`` (bytes, an encoded JPEG/PNG/...,
+              default "image/encoded"), ``label_key`` (int64, default
+              "image/class/label"), optional ``text_key`` (bytes, the class name,
+              default "image/class/text"). Class names come from ``class_names`` if
+              given, else from the text values, else "0".."K-1" (K = max label + 1).
+              Undecodable images are skipped with a warning, named "<file>#<record>".
+``keras``     {dataset: mnist|fashion_mnist|cifar10|cifar100, path} -- the Keras sets,
+              train+test concatenated; with ``path``, read from the files the Keras
+              loaders download, with no network.
+``tfds``      {name, split, data_dir, image_key, label_key} -- TensorFlow Datasets
+              (``pip install 'edgecls[tfds]'``).
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import logging
+import os
+import pickle
+import re
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from edgecls.data.images import check_image
+from edgecls.errors import EdgeclsError
+
+log = logging.getLogger("edgecls.data")
+
+SOURCES: tuple[str, ...] = ("digits", "shapes", "folder", "tfrecord", "keras", "tfds")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "shapes": {"image_size": 64, "classes": ["circle", "square", "triangle", "star", "cross", "ring"],
+               "count": 1200, "seed": 0},
+    "folder": {"path": None, "on_bad_file": "skip"},
+    "tfrecord": {"path": None, "image_key": "image/encoded", "label_key": "image/class/label",
+                 "text_key": "image/class/text", "class_names": None},
+    "keras": {"dataset": "mnist", "path": None},
+    "tfds": {"name": None, "split": "train", "data_dir": None, "image_key": "image", "label_key": "label"},
+}
+
+
+class DataError(EdgeclsError):
+    """A data problem a person can fix; the message is one line: what, where, what to do."""
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Images and labels of one data set, before any split.
+
+    ``images`` is a uint8 (N, H, W, C) array, a list of image file paths, or a
+    list of encoded image bytes; ``labels`` is int64 (N,).
+    """
+
+    images: Union[np.ndarray, list[str], list[bytes]]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_source(source: str, options: dict, *, seed: int = 0) -> Examples:
+    """Load one source. ``seed`` is unused by the file sources, which are read in sorted order."""
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; choose one of: {', '.join(SOURCES)}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DEFAULTS[source]))
+    if unknown:
+        raise DataError(f"data source {source!r} has no option(s) {unknown}; "
+                        f"its options are {sorted(DEFAULTS[source]) or 'none'}")
+    opts = {**DEFAULTS[source], **options}
+    loader: Callable[[dict], Examples] = _LOADERS[source]
+    examples = loader(opts)
+    if len(examples) == 0:
+        raise DataError(f"data source {source!r} produced no examples; check its options {opts}")
+    return examples
+
+
+# --- digits / shapes ------------------------------------------------------------------------------
+
+def _load_digits(opts: dict) -> Examples:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return Examples(images, digits.target.astype(np.int64), tuple(str(i) for i in range(10)))
+
+
+def _load_shapes(opts: dict) -> Examples:
+    from edgecls.data.shapes import generate_shapes
+
+    classes = list(opts["classes"])
+    try:
+        images, labels = generate_shapes(image_size=int(opts["image_size"]), classes=classes,
+                                         count=int(opts["count"]), seed=int(opts["seed"]))
+    except ValueError as exc:
+        raise DataError(f"shapes source: {exc}") from exc
+    return Examples(images, labels, tuple(classes))
+
+
+# --- folder ---------------------------------------------------------------------------------------
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _image_files(folder: str) -> list[str]:
+    """Image files under ``folder`` (recursively), sorted, hidden files and folders ignored."""
+    found = []
+    for root, dirs, files in os.walk(folder):  # nested symlinks are not followed: no cycles
+        dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+        found.extend(os.path.join(root, f) for f in sorted(files)
+                     if not _is_hidden(f) and f.lower().endswith(IMAGE_EXTENSIONS))
+    return found
+
+
+def _check_all(items: list, names: list[str]) -> list[tuple[str, str]]:
+    """(name, reason) for every item that does not decode; threads, since Pillow drops the GIL."""
+    workers = min(8, (os.cpu_count() or 1) + 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(check_image, items))
+    return [(name, reason) for name, reason in zip(names, reasons) if reason is not None]
+
+
+def _warn_skipped(skipped: list[tuple[str, str]], where: str) -> None:
+    if skipped:
+        first = ", ".join(f"{os.path.basename(p)} ({r})" for p, r in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        log.warning("skipped %d unreadable image(s) in %s: %s%s", len(skipped), where, first, more)
+
+
+def _load_folder(opts: dict) -> Examples:
+    path, policy = opts["path"], opts["on_bad_file"]
+    if policy not in ("skip", "fail"):
+        raise DataError(f"folder source: on_bad_file must be 'skip' or 'fail', got {policy!r}")
+    if not path:
+        raise DataError("folder source needs 'path': a folder with one sub-folder per class")
+    root = os.path.abspath(os.path.expanduser(str(path)))
+    if not os.path.isdir(root):
+        raise DataError(f"folder source: {root} is not a folder; point 'path' at a folder "
+                        "with one sub-folder per class")
+    class_names = sorted(d for d in os.listdir(root)
+                         if not _is_hidden(d) and os.path.isdir(os.path.join(root, d)))
+    if not class_names:
+        raise DataError(f"folder source: {root} has no class sub-folders; put each class's "
+                        "images in its own sub-folder")
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(class_names):
+        files = _image_files(os.path.join(root, name))
+        if not files:
+            raise DataError(f"folder source: class folder {os.path.join(root, name)} has no images "
+                            f"({', '.join(IMAGE_EXTENSIONS)}); add some or remove the folder")
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    bad = _check_all(paths, paths)
+    if bad and policy == "fail":
+        path0, reason = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"folder source: unreadable image {path0} ({reason}){more}; remove or replace it, "
+                        "or set on_bad_file: skip")
+    _warn_skipped(bad, root)
+    bad_set = {p for p, _ in bad}
+    keep = [i for i, p in enumerate(paths) if p not in bad_set]
+    kept_labels = np.asarray([labels[i] for i in keep], dtype=np.int64)
+    empty = [class_names[c] for c in range(len(class_names)) if not np.any(kept_labels == c)]
+    if empty:
+        raise DataError(f"folder source: class(es) {empty} in {root} have no readable images")
+    return Examples([paths[i] for i in keep], kept_labels, tuple(class_names), tuple(bad))
+
+
+# --- tfrecord -------------------------------------------------------------------------------------
+
+def _tfrecord_files(path: str) -> list[str]:
+    path = os.path.expanduser(str(path))
+    if any(ch in path for ch in "*?["):
+        files = sorted(f for f in glob.glob(path) if os.path.isfile(f))
+    elif os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                       if not _is_hidden(f) and os.path.isfile(os.path.join(path, f)))
+    elif os.path.isfile(path):
+        files = [path]
+    else:
+        raise DataError(f"tfrecord source: {path} does not exist; give a file, a folder or a glob")
+    if not files:
+        raise DataError(f"tfrecord source: no files match {path}")
+    return files
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _load_tfrecord(opts: dict) -> Examples:
+    if not opts["path"]:
+        raise DataError("tfrecord source needs 'path': a TFRecord file, folder or glob")
+    from edgecls._tf import tf
+
+    image_key, label_key, text_key = opts["image_key"], opts["label_key"], opts["text_key"]
+    spec = {image_key: tf.io.FixedLenFeature([], tf.string),
+            label_key: tf.io.FixedLenFeature([], tf.int64)}
+    if text_key:
+        spec[text_key] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    images: list[bytes] = []
+    names: list[str] = []
+    labels: list[int] = []
+    texts: dict[int, str] = {}
+    for file in _tfrecord_files(opts["path"]):
+        ds = tf.data.TFRecordDataset(file, compression_type="GZIP" if _is_gzip(file) else "")
+        ds = ds.map(lambda r: tf.io.parse_single_example(r, spec))
+        try:
+            for i, rec in enumerate(ds.as_numpy_iterator()):
+                images.append(bytes(rec[image_key]))
+                names.append(f"{file}#{i}")
+                label = int(rec[label_key])
+                labels.append(label)
+                text = rec.get(text_key, b"") if text_key else b""
+                if text:
+                    texts.setdefault(label, text.decode("utf-8", "replace"))
+        except tf.errors.InvalidArgumentError as exc:
+            raise DataError(f"tfrecord source: {file}: record lacks or mistypes a key "
+                            f"(image_key={image_key!r} bytes, label_key={label_key!r} int64): "
+                            f"{_first_line(exc)}") from exc
+        except tf.errors.OpError as exc:
+            raise DataError(f"tfrecord source: {file} is not a readable TFRecord file: "
+                            f"{_first_line(exc)}") from exc
+    if not labels:
+        raise DataError(f"tfrecord source: no records in {opts['path']}")
+    label_arr = np.asarray(labels, dtype=np.int64)
+    if label_arr.min() < 0:
+        raise DataError(f"tfrecord source: negative label {label_arr.min()} under {label_key!r}")
+    k = int(label_arr.max()) + 1
+    if opts["class_names"]:
+        class_names = tuple(str(c) for c in opts["class_names"])
+        if k > len(class_names):
+            raise DataError(f"tfrecord source: label {k - 1} found but only {len(class_names)} "
+                            "class_names given; list one name per class")
+    else:
+        class_names = tuple(texts.get(i, str(i)) for i in range(k))
+    bad = _check_all(images, names)
+    _warn_skipped(bad, str(opts["path"]))
+    bad_set = {n for n, _ in bad}
+    keep = [i for i, n in enumerate(names) if n not in bad_set]
+    return Examples([images[i] for i in keep], label_arr[keep], class_names, tuple(bad))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful line of an error: TensorFlow wraps the cause (e.g. "Feature: y ... is required")
+    in lines of function and iterator names."""
+    msg = (getattr(exc, "message", None) or str(exc)).strip()
+    found = re.search(r"(Feature: .*|Name: .*|corrupted record.*|truncated record.*)", msg)
+    if found:
+        return found.group(1).strip()
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+# --- keras sets -----------------------------------------------------------------------------------
+
+KERAS_CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(i) for i in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"),
+    "cifar100": (
+        "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+        "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+        "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+        "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+        "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+        "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
+        "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+        "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+        "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
+        "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+        "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe",
+        "whale", "willow_tree", "wolf", "woman", "worm"),
+}
+
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Parse an IDX file (the MNIST format), gzip-compressed or not."""
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"keras source: cannot read {path} ({exc}); download it again") from exc
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise DataError(f"keras source: {path} is not an IDX file (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(f"keras source: {path} is truncated or corrupt "
+                        f"({len(data) - header} data bytes, header says {expected})")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: str, name: str) -> str | None:
+    for candidate in (name, name[:-3] if name.endswith(".gz") else None):
+        if candidate and os.path.isfile(os.path.join(folder, candidate)):
+            return os.path.join(folder, candidate)
+    return None
+
+
+def _read_mnist_like(folder: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    npz = os.path.join(folder, "mnist.npz")  # what keras.datasets.mnist itself downloads
+    if dataset == "mnist" and os.path.isfile(npz) and not _find(folder, _IDX_FILES[0]):
+        with np.load(npz, allow_pickle=False) as f:
+            return (np.concatenate([f["x_train"], f["x_test"]]),
+                    np.concatenate([f["y_train"], f["y_test"]]))
+    arrays = []
+    for name in _IDX_FILES:
+        found = _find(folder, name)
+        if found is None:
+            raise DataError(f"keras source: {os.path.join(folder, name)} not found; put the four "
+                            f"{dataset} IDX files ({', '.join(_IDX_FILES)}) in {folder}")
+        arrays.append(read_idx(found))
+    x_train, y_train, x_test, y_test = arrays
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"keras source: {part} images {x.shape} and labels {y.shape} in {folder} "
+                            "do not match; download the files again")
+    return np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Loads only dicts/lists/numpy arrays: CIFAR batches need nothing else, and a
+    pickle from a downloaded file must not be able to run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module.split(".")[0] == "numpy" and name in {"_reconstruct", "ndarray", "dtype", "scalar",
+                                                           "_frombuffer"}) \
+                or (module, name) == ("_codecs", "encode"):  # protocol-2 pickles of bytes use it
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _unpickle(data: bytes, where: str) -> dict:
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
+        raise DataError(f"keras source: {where} is not a CIFAR batch file ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise DataError(f"keras source: {where} is not a CIFAR batch file (no dict inside)")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _cifar_reader(folder: str, subdir: str, archive: str) -> Callable[[str], tuple[bytes, str]]:
+    """name -> (bytes, where), from <folder>/<subdir>/, else <folder>/, else the <archive> tarball."""
+    base = os.path.join(folder, subdir)
+    if not os.path.isdir(base):
+        base = folder
+    tar_path = os.path.join(folder, archive)
+    if not os.path.isfile(os.path.join(base, "test" if subdir.startswith("cifar-100") else "test_batch")) \
+            and os.path.isfile(tar_path):
+        def read_tar(name: str) -> tuple[bytes, str]:
+            with tarfile.open(tar_path, "r:gz") as tar:
+                try:
+                    member = tar.extractfile(f"{subdir}/{name}")
+                except KeyError:
+                    member = None
+                if member is None:
+                    raise DataError(f"keras source: {subdir}/{name} not found in {tar_path}")
+                return member.read(), f"{tar_path}:{subdir}/{name}"
+        return read_tar
+
+    def read(name: str) -> tuple[bytes, str]:
+        path = os.path.join(base, name)
+        if not os.path.isfile(path):
+            raise DataError(f"keras source: {path} not found; put the {subdir}/ folder "
+                            f"(or {archive}) in {folder}")
+        with open(path, "rb") as f:
+            return f.read(), path
+    return read
+
+
+def _read_cifar(folder: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    if dataset == "cifar10":
+        read = _cifar_reader(folder, "cifar-10-batches-py", "cifar-10-python.tar.gz")
+        names, label_key = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels"
+    else:
+        read = _cifar_reader(folder, "cifar-100-python", "cifar-100-python.tar.gz")
+        names, label_key = ["train", "test"], "fine_labels"
+    xs, ys = [], []
+    for name in names:
+        data, where = read(name)
+        batch = _unpickle(data, where)
+        if "data" not in batch or label_key not in batch:
+            raise DataError(f"keras source: {where} lacks 'data' or '{label_key}'; "
+                            "is it the python version of the set?")
+        x = np.asarray(batch["data"], dtype=np.uint8)
+        y = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+        if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
+            raise DataError(f"keras source: {where} has data of shape {x.shape} for {len(y)} labels; "
+                            "expected (N, 3072)")
+        xs.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # stored channels-first
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _load_keras(opts: dict) -> Examples:
+    dataset, path = opts["dataset"], opts["path"]
+    if dataset not in KERAS_CLASS_NAMES:
+        raise DataError(f"keras source: unknown dataset {dataset!r}; choose one of "
+                        f"{', '.join(KERAS_CLASS_NAMES)}")
+    if path:
+        folder = os.path.abspath(os.path.expanduser(str(path)))
+        if not os.path.isdir(folder):
+            raise DataError(f"keras source: {folder} is not a folder; give the folder holding "
+                            f"the {dataset} files")
+        reader = _read_cifar if dataset.startswith("cifar") else _read_mnist_like
+        x, y = reader(folder, dataset)
+    else:
+        from edgecls._tf import keras
+
+        module = getattr(keras.datasets, dataset)
+        kwargs = {"label_mode": "fine"} if dataset == "cifar100" else {}
+        try:
+            (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - network or cache failures
+            raise DataError(f"keras source: could not get {dataset} ({_first_line(exc)}); "
+                            "download it elsewhere and set 'path' to its folder") from exc
+        x, y = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
+    x = np.asarray(x, dtype=np.uint8)
+    if x.ndim == 3:
+        x = x[..., None]
+    labels = np.asarray(y, dtype=np.int64).reshape(-1)
+    names = KERAS_CLASS_NAMES[dataset]
+    if labels.min() < 0 or labels.max() >= len(names):
+        raise DataError(f"keras source: labels outside 0..{len(names) - 1} in {dataset} data")
+    return Examples(np.ascontiguousarray(x), labels, names)
+
+
+# --- tfds -----------------------------------------------------------------------------------------
+
+def _load_tfds(opts: dict) -> Examples:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow_datasets") is None:
+        raise DataError("tfds source needs TensorFlow Datasets: pip install 'edgecls[tfds]'")
+    from edgecls._tf import tf  # noqa: F401 - first, so TF_USE_LEGACY_KERAS is set before tfds imports TensorFlow
+    import tensorflow_datasets as tfds
+
+    if not opts["name"]:
+        raise DataError("tfds source needs 'name', e.g. name: tf_flowers")
+    image_key, label_key = opts["image_key"], opts["label_key"]
+    try:
+        ds, info = tfds.load(opts["name"], split=opts["split"], data_dir=opts["data_dir"],
+                             download=opts["data_dir"] is None, with_info=True)
+    except Exception as exc:  # noqa: BLE001 - tfds raises many types for a missing set
+        raise DataError(f"tfds source: cannot load {opts['name']!r} split {opts['split']!r} "
+                        f"({_first_line(exc)})") from exc
+    feature = info.features[label_key] if label_key in info.features else None
+    if feature is None or not hasattr(feature, "names"):
+        raise DataError(f"tfds source: {opts['name']} has no class label feature {label_key!r}; "
+                        f"its features are {list(info.features)}")
+    images, labels = [], []
+    for ex in tfds.as_numpy(ds):
+        images.append(np.asarray(ex[image_key], dtype=np.uint8))
+        labels.append(int(ex[label_key]))
+    if images and len({im.shape for im in images}) == 1:
+        stacked: Union[np.ndarray, list[bytes]] = np.stack(images)
+    else:  # sizes differ: keep each image losslessly as PNG bytes
+        from PIL import Image
+
+        stacked = []
+        for im in images:
+            buf = io.BytesIO()
+            Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(buf, format="PNG")
+            stacked.append(buf.getvalue())
+    return Examples(stacked, np.asarray(labels, dtype=np.int64), tuple(feature.names))
+
+
+_LOADERS: dict[str, Callable[[dict], Examples]] = {
+    "digits": _load_digits,
+    "shapes": _load_shapes,
+    "folder": _load_folder,
+    "tfrecord": _load_tfrecord,
+    "keras": _load_keras,
+    "tfds": _load_tfds,
+}

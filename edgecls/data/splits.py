@@ -1,0 +1,106 @@
+"""Stratified train/validation/test splits, saved as JSON so every stage uses the same ones."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+from edgecls.data.sources import DataError, Examples
+
+SPLITS = ("train", "validation", "test")
+
+
+def _class_counts(n: int, validation: float, test: float) -> tuple[int, int]:
+    """(n_validation, n_test) for one class of ``n`` items.
+
+    Rounded per class; a class with >= 3 items gets at least one item in each
+    split whose fraction is non-zero, and train always keeps at least one.
+    """
+    n_val, n_test = round(n * validation), round(n * test)
+    if n >= 3:
+        n_val = max(n_val, 1) if validation > 0 else 0
+        n_test = max(n_test, 1) if test > 0 else 0
+    while n_val + n_test > n - 1 and n_val + n_test > 0:  # give train back at least one
+        if n_val >= n_test:
+            n_val -= 1
+        else:
+            n_test -= 1
+    return n_val, n_test
+
+
+def stratified_split(labels: np.ndarray, *, validation: float, test: float, seed: int) -> dict[str, np.ndarray]:
+    """Split indices 0..N-1 per class by the given fractions.
+
+    Returns {"train", "validation", "test"}: sorted, disjoint int64 index
+    arrays covering every index. The same labels and seed give the same split.
+    """
+    for name, value in (("validation", validation), ("test", test)):
+        if not 0.0 <= value < 1.0:
+            raise DataError(f"split: {name} fraction must be in [0, 1), got {value}")
+    if validation + test >= 1.0:
+        raise DataError(f"split: validation + test = {validation + test:g} leaves nothing to train on; "
+                        "make them sum to less than 1")
+    labels = np.asarray(labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in SPLITS}
+    for cls in np.unique(labels):  # sorted, so the rng is consumed in a fixed order
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_val, n_test = _class_counts(len(idx), validation, test)
+        parts["validation"].append(idx[:n_val])
+        parts["test"].append(idx[n_val:n_val + n_test])
+        parts["train"].append(idx[n_val + n_test:])
+    return {k: np.sort(np.concatenate(v)).astype(np.int64) if v else np.zeros(0, np.int64)
+            for k, v in parts.items()}
+
+
+def save_split(path: str | os.PathLike, split: dict[str, np.ndarray], examples: Examples,
+               *, seed: Optional[int] = None) -> None:
+    """Write the split as JSON, atomically (temp file in the same folder, then rename).
+
+    Holds the indices, per-split counts (total and per class), the class
+    names and, when the images are files, the test files' paths.
+    """
+    labels = np.asarray(examples.labels)
+    doc: dict = {}
+    if seed is not None:
+        doc["seed"] = int(seed)
+    doc["num_examples"] = len(examples)
+    doc["counts"] = {k: int(len(split[k])) for k in SPLITS}
+    doc["class_counts"] = {k: np.bincount(labels[np.asarray(split[k], dtype=np.int64)],
+                                          minlength=examples.num_classes).tolist() for k in SPLITS}
+    doc["class_names"] = list(examples.class_names)
+    for k in SPLITS:
+        doc[k] = [int(i) for i in split[k]]
+    if len(examples) and isinstance(examples.images, list) and isinstance(examples.images[0], str):
+        doc["files"] = {"test": [examples.images[int(i)] for i in split["test"]]}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".split-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a split written by :func:`save_split`: {"train", "validation", "test"} int64 arrays."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        return {k: np.asarray(doc[k], dtype=np.int64).reshape(-1) for k in SPLITS}
+    except FileNotFoundError as exc:
+        raise DataError(f"split file {path} not found; run the train stage first") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"split file {path} is not a valid split ({exc}); delete it and re-run "
+                        "the train stage") from exc
