@@ -22,8 +22,8 @@ import logging  # noqa: E402
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr():
-    """Hide the C++ start-up chatter (CUDA stubs, CPU features) that TensorFlow prints on import.
+def quiet_native_stderr():
+    """Hide C++ chatter written straight to fd 2 (CUDA stubs on import, the converter's settings dump).
 
     It is written before absl logging is configured, so TF_CPP_MIN_LOG_LEVEL does not
     reach it. EDGECLS_TF_LOGS=1 shows it. Python exceptions still surface normally.
@@ -42,7 +42,7 @@ def _quiet_native_stderr():
         os.close(devnull)
 
 
-with _quiet_native_stderr():
+with quiet_native_stderr():
     import tensorflow as tf  # noqa: E402
     import tf_keras as keras  # noqa: E402
     tf.config.list_physical_devices()  # device discovery logs its CUDA probe here, once
@@ -70,4 +70,4 @@ def tfmot():
     return _tfmot
 
 
-__all__ = ["tf", "keras", "tfmot"]
+__all__ = ["tf", "keras", "tfmot", "quiet_native_stderr"]

@@ -64,6 +64,71 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable).")
+@click.option("--force", is_flag=True, help="Run stages again even if their output exists.")
+def compress(run_dir: str, stages: tuple[str, ...], force: bool) -> None:
+    """Run the recipe's compress: stages (prune, cluster, QAT) on a trained RUN_DIR."""
+    from pathlib import Path
+
+    from edgecls.compress.stages import compress as run_compress
+    from edgecls.rundir import RunDir
+
+    report = run_compress(RunDir(Path(run_dir)), only=stages, force=force)
+    click.echo(f"{'stage':<16} {'kind':<9} {'accuracy':>8} {'sparsity':>8}  model")
+    for name, e in report.items():
+        click.echo(f"{name:<16} {e['kind']:<9} {e['accuracy']:>8.4f} {e.get('sparsity', 0):>8.2%}  {e['path']}")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--variant", "variants", multiple=True, help="Export only this variant (repeatable).")
+@click.option("--force", is_flag=True, help="Convert again even if the file exists.")
+def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
+    """Convert RUN_DIR's models to the recipe's TFLite variants, with metadata and parity checks."""
+    from pathlib import Path
+
+    from edgecls.export.stage import export
+    from edgecls.rundir import RunDir
+
+    report = export(RunDir(Path(run_dir)), only=variants, force=force)
+    click.echo(f"{'variant':<16} {'mode':<8} {'source':<12} {'size':>9} {'gzip':>9} {'accuracy':>8} "
+               f"{'agree':>6} {'max|diff|':>9} {'int-only':>8}  io")
+    for e in report["variants"]:
+        click.echo(f"{e['name']:<16} {e['mode']:<8} {e['source']:<12} {e['size_bytes']:>9,} {e['gzip_bytes']:>9,} "
+                   f"{e['accuracy']:>8.4f} {e['top1_agreement']:>6.3f} {e['max_abs_diff']:>9.4f} "
+                   f"{'yes' if e['fully_integer'] else 'no':>8}  {e['input_dtype']}/{e['output_dtype']}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(model: str, as_json: bool) -> None:
+    """Inputs, outputs, quantization, metadata, op counts and size of a .tflite MODEL (no TensorFlow needed)."""
+    from edgecls.runtime.inspect import model_info
+
+    data = model_info(model)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{model}: {data['size_bytes']:,} bytes, {data['subgraphs']} subgraph(s)")
+    for kind in ("inputs", "outputs"):
+        for t in data[kind]:
+            q = t.get("quantization") or {}
+            qtxt = f"  scale {q['scale']:.6g} zero point {q['zero_point']}" if q else ""
+            click.echo(f"  {kind[:-1]:<6} {t['name']}: {t['dtype']} {t['shape']}{qtxt}")
+    meta = data.get("metadata")
+    if meta:
+        click.echo(f"  metadata: {meta['name']} v{meta['version']}; {len(meta['labels'])} labels "
+                   f"({', '.join(meta['labels'][:5])}{', ...' if len(meta['labels']) > 5 else ''}); "
+                   f"{meta['color_space']}, mean {meta['mean']}, std {meta['std']}; output {meta['output_kind']}; "
+                   f"resize {meta['resize']}")
+    else:
+        click.echo("  metadata: none")
+    click.echo("  ops: " + ", ".join(f"{k} x{v}" for k, v in data["ops"].items()))
+
+
+@cli.command()
 @click.argument("recipe")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value.")
 @click.option("--show", is_flag=True, help="Print the resolved recipe.")

@@ -51,6 +51,15 @@ class RunData:
         idx = self.split[part] if limit is None else self.split[part][:limit]
         return preprocess_numpy(self.examples, idx, **self._geometry()), self.examples.labels[idx]
 
+    def pixels(self, part: str, limit: int | None = None, channels: int | None = None) -> np.ndarray:
+        """Resized uint8 images before normalization: what a camera or an image file gives a device."""
+        from edgecls.data.pipeline import decode_batch
+
+        d = self.recipe.data
+        idx = self.split[part] if limit is None else self.split[part][:limit]
+        return decode_batch(self.examples, idx, image_size=d.image_size, channels=channels or d.channels,
+                            resize=d.resize)
+
     def dataset(self, part: str, *, training: bool, batch_size: int):
         """A batched tf.data pipeline of (normalized images, one-hot labels)."""
         from edgecls.data.pipeline import make_dataset

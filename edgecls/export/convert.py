@@ -1,0 +1,122 @@
+"""Keras -> TFLite (LiteRT) conversion. Returns bytes; saving is the caller's (atomic) job.
+
+Every exported model takes raw pixels: RGB, 0..255 (float32, or uint8/int8
+through its input quantization). Normalization and, for grayscale models, the
+RGB-to-gray conversion happen inside the graph, so one file serves every app:
+MediaPipe Tasks (which feeds only 3- or 4-channel images), the edgecls
+runtime, or a user's own code.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from edgecls._tf import keras, quiet_native_stderr, tf
+from edgecls.errors import EdgeclsError
+
+log = logging.getLogger("edgecls.export")
+
+MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as Pillow's convert("L") uses
+
+
+class ExportError(EdgeclsError):
+    """A conversion that cannot give what the recipe asked for (e.g. int8 that is not fully integer)."""
+
+
+def with_pixel_input(model, *, channels: int, mean: Sequence[float], std: Sequence[float]):
+    """Wrap ``model`` (normalized input) into one that takes raw RGB pixels 0..255.
+
+    Plain Keras layers only, so QAT models stay convertible and the ops are
+    quantizable (a 1x1 convolution for gray, a multiply-add for normalization).
+    """
+    h, w = model.input_shape[1:3]
+    pixels = keras.Input((h, w, 3), name="pixels")
+    x = pixels
+    if channels == 1:
+        gray = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
+        x = gray(x)
+        gray.set_weights([np.array(GRAY_WEIGHTS, np.float32).reshape(1, 1, 3, 1)])
+    mean = np.broadcast_to(np.asarray(mean, np.float32), (channels,))
+    std = np.broadcast_to(np.asarray(std, np.float32), (channels,))
+    # (x / 255 - mean) / std  ==  x * scale + offset
+    scale, offset = 1.0 / (255.0 * std), -mean / std
+    norm = keras.layers.DepthwiseConv2D(1, use_bias=True, trainable=False, name="normalize")
+    x = norm(x)
+    norm.set_weights([scale.reshape(1, 1, channels, 1), offset])
+    return keras.Model(pixels, model(x), name=f"{model.name}_pixels")
+
+
+def _representative(samples: np.ndarray):
+    def gen():
+        for x in samples:
+            yield [x[None].astype(np.float32)]
+    return gen
+
+
+_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
+
+
+def convert(model, mode: str, *, representative: np.ndarray | None = None, input_type: str = "float32",
+            output_type: str = "float32") -> bytes:
+    """Convert a Keras model to TFLite bytes.
+
+    ``representative``: raw-pixel float samples (N, H, W, 3) for int8/int16x8
+    calibration (and for QAT models' ops outside the fake-quant wrappers).
+    """
+    if mode not in MODES:
+        raise ExportError(f"unknown export mode '{mode}'; modes: {', '.join(MODES)}")
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode in ("int8", "int16x8"):
+        if representative is None or not len(representative):
+            raise ExportError(f"mode {mode} needs representative data")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = _representative(representative)
+        if mode == "int8":
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = _TYPES[input_type]
+            conv.inference_output_type = _TYPES[output_type]
+        else:
+            conv.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    try:
+        with warnings.catch_warnings(), quiet_native_stderr():
+            warnings.simplefilter("ignore")  # the converter warns about QAT statistics we give it
+            return conv.convert()
+    except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
+        if mode == "int8":
+            raise ExportError(f"int8 conversion failed: not every op can be fully integer "
+                              f"({_first_line(err)}); ops that stay float: {', '.join(_float_ops(model, representative)) or 'unknown'}") from None
+        raise ExportError(f"{mode} conversion failed: {_first_line(err)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:  # the converter's useful line names an op
+        if "op" in ln.lower() and ("not" in ln.lower() or "unsupported" in ln.lower()):
+            return ln[:300]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def _float_ops(model, representative) -> list[str]:
+    """Which ops stay float when int8 is not forced: convert leniently and look."""
+    from edgecls.export.ops import op_report
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _representative(representative)
+    try:
+        with warnings.catch_warnings(), quiet_native_stderr():
+            warnings.simplefilter("ignore")
+            blob = conv.convert()
+        return op_report(blob)["float_ops"]
+    except Exception:  # nothing more to learn
+        return []
