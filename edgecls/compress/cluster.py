@@ -48,7 +48,7 @@ def apply(model, opts: ClusterOptions, *, total_steps: int):
     return clustered, {"wrapped": wrapped, "left": left}
 
 
-def callbacks() -> list:
+def callbacks(info: dict) -> list:
     return []
 
 

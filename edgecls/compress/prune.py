@@ -65,7 +65,7 @@ def apply(model, opts: PruneOptions, *, total_steps: int):
     return pruned, {"wrapped": wrapped, "left": left}
 
 
-def callbacks() -> list:
+def callbacks(info: dict) -> list:
     return [tfmot().sparsity.keras.UpdatePruningStep()]
 
 

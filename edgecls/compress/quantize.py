@@ -10,7 +10,7 @@ import logging
 import re
 
 from edgecls._tf import keras, tfmot
-from edgecls.compress.weights import matches
+from edgecls.compress.weights import _KERNEL_NAMES, kernels, matches
 from edgecls.errors import StageError
 from edgecls.recipe.schema import QuantizeOptions
 
@@ -55,11 +55,37 @@ def apply(model, opts: QuantizeOptions, *, total_steps: int):
     for name, why in left.items():
         log.warning("quantize: %s stays float (%s)", name, why)
     wrapped = [layer.layer.name for layer in qat.layers if hasattr(layer, "quantize_config")]
-    return qat, {"wrapped": wrapped, "left": left}
+    info = {"wrapped": wrapped, "left": left}
+    if opts.preserve in ("sparsity", "both"):
+        # tfmot's prune-preserving scheme loses the mask of layers its layout transforms
+        # rewrite (seen: Conv2D followed by ReLU), so keep the source's zeros ourselves.
+        info["keep_zero"] = {name: w != 0 for name, w in kernels(model).items() if (w == 0).any()}
+    return qat, info
 
 
-def callbacks() -> list:
-    return []
+class KeepZeros(keras.callbacks.Callback):
+    """Re-apply the source model's zero masks to the QAT kernels after every batch."""
+
+    def __init__(self, masks: dict):
+        super().__init__()
+        self.masks = masks
+
+    def on_train_begin(self, logs=None):
+        self._pairs = []
+        for layer in self.model.layers:
+            name = getattr(layer, "layer", layer).name
+            if name in self.masks:
+                var = next(w for w in layer.weights if w.name.split("/")[-1].split(":")[0] in _KERNEL_NAMES)
+                self._pairs.append((var, self.masks[name].astype(var.dtype.as_numpy_dtype)))
+        self.on_train_batch_end(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for var, mask in self._pairs:
+            var.assign(var * mask)
+
+
+def callbacks(info: dict) -> list:
+    return [KeepZeros(info["keep_zero"])] if info.get("keep_zero") else []
 
 
 def strip(model):

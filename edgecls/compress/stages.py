@@ -140,7 +140,7 @@ def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, so
     if stage.epochs:
         val = data.dataset("validation", training=False, batch_size=batch) if len(data.split["validation"]) else None
         model.fit(data.dataset("train", training=True, batch_size=batch), validation_data=val, epochs=stage.epochs,
-                  callbacks=[*tech.callbacks(), EpochLog()], verbose=1 if sys.stderr.isatty() else 0)
+                  callbacks=[*tech.callbacks(wrap), EpochLog()], verbose=1 if sys.stderr.isatty() else 0)
     final = tech.strip(model)
     entry = {"kind": stage.kind, "source": source, "path": str(stage_path(run, stage).relative_to(run.root)),
              "epochs": stage.epochs, "learning_rate": lr, "layers_wrapped": wrap["wrapped"],

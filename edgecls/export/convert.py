@@ -90,12 +90,20 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     try:
         with warnings.catch_warnings(), quiet_native_stderr():
             warnings.simplefilter("ignore")  # the converter warns about QAT statistics we give it
-            return conv.convert()
+            blob = conv.convert()
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
         if mode == "int8":
             raise ExportError(f"int8 conversion failed: not every op can be fully integer "
                               f"({_first_line(err)}); ops that stay float: {', '.join(_float_ops(model, representative)) or 'unknown'}") from None
         raise ExportError(f"{mode} conversion failed: {_first_line(err)}") from None
+    if mode == "int8":  # the converter can leave ops float even with the int8 op set: never ship that as int8
+        from edgecls.export.ops import op_report
+
+        float_ops = op_report(blob)["float_ops"]
+        if float_ops:
+            raise ExportError(f"int8 was asked but these ops stay float: {', '.join(float_ops)}; "
+                              "export this model as 'dynamic', or replace those layers")
+    return blob
 
 
 def _first_line(err: Exception) -> str:

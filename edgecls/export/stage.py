@@ -98,12 +98,12 @@ def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, referen
 
     d = recipe.data
     wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
-    raw = convert(wrapped, v.mode, representative=None if representative is None else representative.astype(np.float32),
-                  input_type=v.input_type, output_type=v.output_type)
+    try:
+        raw = convert(wrapped, v.mode, input_type=v.input_type, output_type=v.output_type,
+                      representative=None if representative is None else representative.astype(np.float32))
+    except ExportError as err:
+        raise ExportError(f"export variant '{v.name}' ({v.source}, {v.mode}): {err}") from None
     ops = op_report(raw)
-    if v.mode == "int8" and not ops["fully_integer"]:
-        raise ExportError(f"export variant '{v.name}': int8 was asked but these ops stay float: "
-                          f"{', '.join(ops['float_ops'])}; use mode dynamic, or QAT")
     meta = ModelMetadata(
         name=f"{recipe.name}-{v.name}", version="1",
         description=f"{recipe.model.name} trained by edgecls recipe '{recipe.name}', exported as {v.mode}",
