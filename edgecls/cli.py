@@ -105,26 +105,30 @@ def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model: str, as_json: bool) -> None:
     """Inputs, outputs, quantization, metadata, op counts and size of a .tflite MODEL (no TensorFlow needed)."""
-    from edgecls.runtime.inspect import model_info
+    import dataclasses
 
-    data = model_info(model)
+    from edgecls.runtime.metadata import read_metadata
+    from edgecls.runtime.modelfile import read_model_summary
+
+    data = read_model_summary(model)
+    meta = read_metadata(model)
+    data["metadata"] = dataclasses.asdict(meta) if meta else None
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(data, indent=2, default=list))
         return
-    click.echo(f"{model}: {data['size_bytes']:,} bytes, {data['subgraphs']} subgraph(s)")
+    click.echo(f"{model}: {data['size']:,} bytes, {data['subgraphs']} subgraph(s)")
     for kind in ("inputs", "outputs"):
         for t in data[kind]:
-            q = t.get("quantization") or {}
-            qtxt = f"  scale {q['scale']:.6g} zero point {q['zero_point']}" if q else ""
-            click.echo(f"  {kind[:-1]:<6} {t['name']}: {t['dtype']} {t['shape']}{qtxt}")
-    meta = data.get("metadata")
+            q = f"  scale {t['scale']} zero point {t['zero_point']}" if t.get("scale") is not None else ""
+            click.echo(f"  {kind[:-1]:<6} {t['name']}: {t['dtype']} {t['shape']}{q}")
     if meta:
-        click.echo(f"  metadata: {meta['name']} v{meta['version']}; {len(meta['labels'])} labels "
-                   f"({', '.join(meta['labels'][:5])}{', ...' if len(meta['labels']) > 5 else ''}); "
-                   f"{meta['color_space']}, mean {meta['mean']}, std {meta['std']}; output {meta['output_kind']}; "
-                   f"resize {meta['resize']}")
+        labels = ", ".join(meta.labels[:5]) + (", ..." if len(meta.labels) > 5 else "")
+        click.echo(f"  metadata: {meta.name} v{meta.version}; {len(meta.labels)} labels ({labels}); {meta.color_space}, "
+                   f"mean {list(meta.mean)}, std {list(meta.std)}; output {meta.output_kind}; resize {meta.resize}")
     else:
         click.echo("  metadata: none")
+    float_ops = ", ".join(data["float_ops"]) or "none (fully integer)"
+    click.echo(f"  float ops: {float_ops}")
     click.echo("  ops: " + ", ".join(f"{k} x{v}" for k, v in data["ops"].items()))
 
 

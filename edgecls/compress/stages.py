@@ -133,7 +133,6 @@ def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, so
     with info.strategy.scope():
         base = load_model(run, recipe, source)
         model, wrap = tech.apply(base, stage.options, total_steps=total)
-        k = data.num_classes
         model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])

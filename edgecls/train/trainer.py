@@ -151,15 +151,5 @@ def evaluate(model, data, batch_size: int = 256) -> dict:
     return metrics.classification_report(y_test, probs, data.class_names)
 
 
-def load_trained(run: RunDir):
-    """The trained Keras model of a run, or a StageError that says which command makes it."""
-    if not run.model.exists():
-        raise StageError(f"{run.model} not found: run `edgecls train` first")
-    from edgecls._tf import keras
-    import edgecls.train.optim  # noqa: F401  registers WarmupSchedule for deserialization
-
-    return keras.models.load_model(str(run.model), compile=False)
-
-
 def run_dir_for(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
     return RunDir(Path(run_dir)) if run_dir else RunDir.for_recipe(recipe.name)

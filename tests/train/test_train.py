@@ -59,14 +59,12 @@ def test_saved_model_reloads_and_agrees(trained):
 import json, numpy as np
 from edgecls.rundir import RunDir
 from edgecls.recipe import load_recipe
-from edgecls.train.trainer import load_trained
-from edgecls.data import load_source, load_split, preprocess_numpy
+from edgecls.compress.stages import load_model
+from edgecls.data.run_data import load_run_data
 run = RunDir(__import__('pathlib').Path({str(run)!r}))
-r = load_recipe(run.recipe); d = r.data
-ex = load_source(d.source, {{}}, seed=r.seed); split = load_split(run.split)
-x = preprocess_numpy(ex, split['test'], image_size=d.image_size, channels=d.channels, mean=d.normalize.mean,
-                     std=d.normalize.std, resize=d.resize)
-acc = float((load_trained(run).predict(x, verbose=0).argmax(1) == ex.labels[split['test']]).mean())
+r = load_recipe(run.recipe)
+x, y = load_run_data(r, run).arrays('test')
+acc = float((load_model(run, r, 'train').predict(x, verbose=0).argmax(1) == y).mean())
 print(acc, json.load(open(run.train_metrics))['accuracy'])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -1,0 +1,1 @@
+"""Third-party code kept in the tree: see README.md for where each file came from."""
