@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-all clean
+.PHONY: venv demo test test-all clean side-envs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,16 +14,38 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Side environments the tests run real software in, without TensorFlow:
+#   .venv-rt-litert   numpy, Pillow, ai-edge-litert       (the edgecls runtime on a device)
+#   .venv-rt-tflite   numpy<2, Pillow, tflite-runtime 2.14 (what Raspberry Pi OS users install)
+#   .venv-mediapipe   mediapipe 1.2.2                     (exported models in MediaPipe Tasks)
+SIDE_ENVS := .venv-rt-litert .venv-rt-tflite .venv-mediapipe
+
+.venv-rt-%/.installed: tests/runtime/requirements-%.txt
+	rm -rf .venv-rt-$*
+	$(PYTHON) -m venv .venv-rt-$*
+	.venv-rt-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-rt-$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
+.venv-mediapipe/.installed: tests/export/requirements-mediapipe.txt
+	rm -rf .venv-mediapipe
+	$(PYTHON) -m venv .venv-mediapipe
+	.venv-mediapipe/bin/python -m pip install --quiet --upgrade pip
+	.venv-mediapipe/bin/python -m pip install --quiet -r $<
+	touch $@
+
+side-envs: $(addsuffix /.installed,$(SIDE_ENVS))
+
 # The main job on built-in data: train the digits recipe and print its test metrics.
 demo: venv
 	$(VENV)/bin/edgecls train recipes/digits.yaml --force
 
-test: venv
+test: venv side-envs
 	$(PY) -m pytest
 
 # Also the tests marked slow.
-test-all: venv
+test-all: venv side-envs
 	$(PY) -m pytest -m ''
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(SIDE_ENVS) runs .pytest_cache

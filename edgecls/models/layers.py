@@ -15,6 +15,7 @@ layers = keras.layers
 # Keras defaults except epsilon=1e-3 (as the MobileNet/EfficientNet references use).
 BN_EPSILON = 1e-3
 ACTIVATIONS = ("relu", "relu6", "swish", "hard_swish")
+CONSTANT_SUFFIX = "_affine"  # layers with fixed weights (never trained, never unfrozen by fine-tuning)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -60,7 +61,7 @@ def hard_sigmoid(x: Any, name: str) -> Any:
         depthwise_initializer=keras.initializers.Constant(1.0 / 6.0),
         bias_initializer=keras.initializers.Constant(0.5),
         trainable=False,
-        name=f"{name}_affine",
+        name=f"{name}{CONSTANT_SUFFIX}",
     )
     return layers.ReLU(1.0, name=f"{name}_clip")(affine(x))
 
@@ -73,32 +74,85 @@ def conv_bn(
     stride: int = 1,
     act: str | None = "relu",
     name: str,
+    conv_name: str | None = None,
+    bn_name: str | None = None,
+    use_bias: bool = False,
+    epsilon: float = BN_EPSILON,
+    padding: str = "same",
 ) -> Any:
-    """Conv2D (no bias, BN follows) -> BatchNormalization -> optional activation."""
+    """Conv2D -> BatchNormalization -> optional activation.
+
+    Layers are ``{name}_conv`` and ``{name}_bn`` unless ``conv_name``/``bn_name``
+    say otherwise: the families with ImageNet weights use keras.applications'
+    names so those weight files load by layer name.
+    """
     x = layers.Conv2D(
-        filters, kernel, strides=stride, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
+        filters,
+        kernel,
+        strides=stride,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        name=conv_name or f"{name}_conv",
     )(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(epsilon=epsilon, name=bn_name or f"{name}_bn")(x)
     return activation(x, act, name=f"{name}_{act}") if act else x
 
 
-def depthwise_bn(x: Any, kernel: int, *, stride: int, act: str | None, name: str) -> Any:
+def depthwise_bn(
+    x: Any,
+    kernel: int,
+    *,
+    stride: int,
+    act: str | None,
+    name: str,
+    conv_name: str | None = None,
+    bn_name: str | None = None,
+) -> Any:
     """DepthwiseConv2D (no bias) -> BatchNormalization -> optional activation."""
-    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_dwbn")(x)
+    x = layers.DepthwiseConv2D(
+        kernel, strides=stride, padding="same", use_bias=False, name=conv_name or f"{name}_dwconv"
+    )(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=bn_name or f"{name}_dwbn")(x)
     return activation(x, act, name=f"{name}_dw{act}") if act else x
 
 
-def squeeze_excite(x: Any, squeeze: int, *, act: str, gate: str, name: str) -> Any:
+def conv_act(
+    x: Any, filters: int, kernel: int, *, stride: int = 1, batch_norm: bool = False, act: str = "relu", name: str
+) -> Any:
+    """Conv2D with bias (named ``name``) -> [BatchNormalization] -> activation: the plain-CNN unit (AlexNet, VGG)."""
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", kernel_initializer="he_normal", name=name)(x)
+    if batch_norm:
+        x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return activation(x, act, name=f"{name}_{act}")
+
+
+def dense_act(x: Any, units: int, *, dropout: float = 0.0, act: str = "relu", name: str) -> Any:
+    """[Dropout] -> Dense -> activation: the fully connected layers of the classic nets."""
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return activation(layers.Dense(units, name=name)(x), act, name=f"{name}_{act}")
+
+
+def padded(x: Any, pad: int, name: str) -> Any:
+    """Symmetric zero padding, for the stems that keras.applications pads explicitly (ResNet, DenseNet)."""
+    return layers.ZeroPadding2D(pad, name=name)(x)
+
+
+def squeeze_excite(
+    x: Any, squeeze: int, *, act: str, gate: str, name: str, conv_names: tuple[str, str] | None = None
+) -> Any:
     """Channel attention: GAP -> 1x1 conv -> act -> 1x1 conv -> gate -> multiply the input.
 
-    ``gate`` is "sigmoid" (EfficientNet) or "hard_sigmoid" (MobileNetV3).
+    ``gate`` is "sigmoid" (EfficientNet) or "hard_sigmoid" (MobileNetV3); ``conv_names``
+    overrides the two convs' names (``{name}_se_reduce``, ``{name}_se_expand``).
     """
+    reduce_name, expand_name = conv_names or (f"{name}_se_reduce", f"{name}_se_expand")
     channels = int(x.shape[-1])
     s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_squeeze")(x)
-    s = layers.Conv2D(squeeze, 1, padding="same", name=f"{name}_se_reduce")(s)
+    s = layers.Conv2D(squeeze, 1, padding="same", name=reduce_name)(s)
     s = activation(s, act, name=f"{name}_se_{act}")
-    s = layers.Conv2D(channels, 1, padding="same", name=f"{name}_se_expand")(s)
+    s = layers.Conv2D(channels, 1, padding="same", name=expand_name)(s)
     if gate == "sigmoid":
         s = layers.Activation("sigmoid", name=f"{name}_se_sigmoid")(s)
     else:

@@ -21,9 +21,14 @@ from edgecls.errors import EdgeclsError
 _FAMILY_MODULES = (
     "edgecls.models.lenet",
     "edgecls.models.small_cnn",
+    "edgecls.models.alexnet",
+    "edgecls.models.vgg",
+    "edgecls.models.inception",
     "edgecls.models.resnet",
+    "edgecls.models.densenet",
     "edgecls.models.mobilenet",
     "edgecls.models.efficientnet",
+    "edgecls.models.vit",
 )
 
 
@@ -40,6 +45,7 @@ class ModelInfo:
     options: tuple[str, ...]  # keyword options the builder accepts
     qat: bool = True  # tfmot's default 8-bit quantize_model() wraps it with default options
     qat_note: str = ""  # why not, and what to change, when qat is False
+    imagenet: str = ""  # the keras.applications model whose ImageNet weights load into it ("" = none)
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,13 @@ def register(
     default_input: tuple[int, int, int] = (32, 32, 3),
     qat: bool = True,
     qat_note: str = "",
+    imagenet: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(num_classes, input_shape, **options) -> keras.Model`` under ``name``.
 
-    The accepted options are the builder's keyword-only parameters.
+    The accepted options are the builder's keyword-only parameters. ``imagenet``
+    names the keras.applications model with the same layers (and layer names),
+    whose ImageNet weights ``model.weights: imagenet`` loads.
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +81,7 @@ def register(
         options = tuple(
             p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
         )
-        info = ModelInfo(name, family, description, tuple(default_input), options, qat, qat_note)
+        info = ModelInfo(name, family, description, tuple(default_input), options, qat, qat_note, imagenet)
         _REGISTRY[name] = _Entry(info, fn)
         return fn
 
@@ -124,6 +133,20 @@ def _validate_common(num_classes: int, input_shape: tuple, options: dict[str, An
             if not _is_real(v) or not 0.0 <= v < 1.0:
                 raise ModelError(f"{key} must be in range [0, 1), got {v!r}")
     return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ModelError(f"{name} must be true or false, got {value!r}")
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, choices: tuple[int, ...] = ()) -> None:
+    """Integer options of one family (depth counts, strides, patch sizes), checked before TensorFlow loads."""
+    if choices:
+        if not _is_int(value) or value not in choices:
+            raise ModelError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    elif not _is_int(value) or value < minimum:
+        raise ModelError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _is_int(value: Any) -> bool:

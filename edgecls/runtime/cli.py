@@ -1,0 +1,402 @@
+"""The runtime's command line (argparse, no click): what ``edgecls-runtime.pyz`` and ``python -m edgecls.runtime`` run.
+
+    classify MODEL IMAGE_OR_DIR... [--top-k 5] [--threads N] [--json] [--labels FILE]
+    classify MODEL --camera 0 [--frames N]
+    bench MODEL [--threads 2] [--runs 50] [--warmup 5] [--json]
+    info MODEL [--json]
+    backends
+
+The plain functions here (:func:`classify_paths`, :func:`classify_camera`,
+:func:`bench`) are what ``edgecls classify`` calls too. A user's mistake is
+one line on stderr (``error: ...``) and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any, Iterable, Iterator, Sequence, TextIO
+
+from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, UsageError
+
+PROG = "edgecls-runtime"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
+    """Hide what native code writes to fd 2 (XNNPACK and LiteRT INFO lines); EDGECLS_TF_LOGS=1 shows it.
+
+    Python exceptions still carry the interpreters' error messages.
+    """
+    if not enabled or os.environ.get("EDGECLS_TF_LOGS") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded, some test runners)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load_classifier(model: str, *, threads: int | None = None, labels: str | None = None,
+                    backend: str | None = None, delegate: str | None = None, require_labels: bool = True,
+                    quiet: bool = True, **preprocessing: Any) -> Any:
+    """Classifier.from_file with the interpreters' start-up chatter hidden.
+
+    ``preprocessing``: mean, std, resize, output_kind (None: the model's metadata or the default).
+    """
+    from edgecls.runtime.classifier import Classifier
+
+    with quiet_native_stderr(quiet):
+        clf = Classifier.from_file(model, num_threads=threads, labels=labels, backend=backend, delegate=delegate,
+                                   require_labels=require_labels,
+                                   **{k: v for k, v in preprocessing.items() if v is not None})
+        clf.runner.run(clf.normalize(_blank(clf)))  # first run: delegates finish preparing here, quietly
+    return clf
+
+
+def _blank(clf: Any) -> Any:
+    import numpy as np
+
+    h, w = clf.input_size
+    return np.zeros((h, w, clf.channels), np.uint8)
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files as given; directories walked (sorted, recursively) for image and .npy files."""
+    from edgecls.runtime.image import IMAGE_SUFFIXES
+
+    out: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = []
+            for root, dirs, files in os.walk(item):
+                dirs.sort()
+                found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_SUFFIXES)]
+            if not found:
+                raise ImageError(f"{item}: no image files in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        else:
+            out.append(item)
+    return out
+
+
+def _missing_file_error(path: str) -> ImageError | None:
+    if not os.path.exists(path):
+        return ImageError(f"{path}: no such file")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- classify
+
+def classify_paths(model: str, inputs: Sequence[str], *, top_k: int = 5, threads: int | None = None,
+                   labels: str | None = None, backend: str | None = None, delegate: str | None = None,
+                   as_json: bool = False, workers: int = 1, out: TextIO | None = None,
+                   err: TextIO | None = None, **preprocessing: Any) -> int:
+    """Classify image files and folders with ``model``; print a table or JSON lines; return the exit code.
+
+    A model problem raises (one EdgeclsError); an input that cannot be
+    classified prints ``error: ...`` on ``err`` and the others go on; the exit
+    code is then 1.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    if not inputs:
+        raise UsageError("give at least one image, .npy file or folder (or --camera N)")
+    paths = expand_inputs(inputs)
+    clf = load_classifier(model, threads=threads, labels=labels, backend=backend, delegate=delegate,
+                          **preprocessing)
+    k = min(top_k, clf.num_classes)
+    width = min(max(len(p) for p in paths), 60)
+    if not as_json:
+        print(f"{'IMAGE':<{width}}  {'RANK':>4}  {'INDEX':>5}  {'SCORE':>7}  LABEL", file=out)
+    failures = 0
+    existing = []
+    for p in paths:
+        missing = _missing_file_error(p)
+        if missing is not None:
+            failures += 1
+            print(f"error: {missing}", file=err)
+        else:
+            existing.append(p)
+    for path, result in clf.classify_iter(existing, top_k=k, workers=workers, errors="return"):
+        if isinstance(result, EdgeclsError):
+            failures += 1
+            print(f"error: {result}", file=err)
+            continue
+        if as_json:
+            print(json.dumps({"image": path, "predictions": [
+                {"label": p.label, "index": p.index, "score": round(p.score, 6)} for p in result]}), file=out)
+        else:
+            for rank, p in enumerate(result, 1):
+                shown = path if rank == 1 else ""
+                print(f"{shown:<{width}}  {rank:>4}  {p.index:>5}  {p.score:>7.4f}  {p.label}", file=out)
+        out.flush()
+    return 1 if failures else 0
+
+
+def classify_camera(model: str, camera: int | str, *, top_k: int = 1, threads: int | None = None,
+                    labels: str | None = None, backend: str | None = None, delegate: str | None = None,
+                    as_json: bool = False, frames: int | None = None, out: TextIO | None = None,
+                    **preprocessing: Any) -> int:
+    """Classify frames from an OpenCV camera (index) or video source; print top-1 and FPS per frame."""
+    out = out or sys.stdout
+    try:
+        import cv2  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise DependencyMissing("--camera needs OpenCV: pip install opencv-python-headless "
+                                "(or edgecls[camera])") from None
+    clf = load_classifier(model, threads=threads, labels=labels, backend=backend, delegate=delegate,
+                          **preprocessing)
+    cap = cv2.VideoCapture(camera)
+    if not cap.isOpened():
+        raise EdgeclsError(f"camera {camera}: cannot open it (is it connected, and is the index right?)")
+    count, fps, last = 0, 0.0, time.perf_counter()
+    try:
+        while frames is None or count < frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                if count == 0:
+                    raise EdgeclsError(f"camera {camera}: opened, but gave no frame")
+                break
+            rgb = frame[..., ::-1] if frame.ndim == 3 and frame.shape[-1] == 3 else frame  # OpenCV is BGR
+            preds = clf.classify(rgb, top_k=top_k)
+            now = time.perf_counter()
+            inst = 1.0 / max(now - last, 1e-9)
+            fps = inst if count == 0 else 0.9 * fps + 0.1 * inst
+            last = now
+            count += 1
+            best = preds[0]
+            if as_json:
+                print(json.dumps({"frame": count, "label": best.label, "index": best.index,
+                                  "score": round(best.score, 6), "fps": round(fps, 2)}), file=out)
+            else:
+                print(f"frame {count:6d}  {best.label:<24} {best.score:6.3f}  {fps:6.1f} fps", file=out)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cap.release()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench, info
+
+def bench(model: str, *, threads: int | None = None, runs: int = 50, warmup: int = 5, backend: str | None = None,
+          delegate: str | None = None, batch: int = 1, quiet: bool = True) -> dict:
+    """:func:`edgecls.runtime.timing.measure` as a JSON-able dict."""
+    from edgecls.runtime.timing import measure
+
+    if runs < 1 or warmup < 0 or batch < 1:
+        raise UsageError(f"need --runs >= 1, --warmup >= 0 and --batch >= 1 (got {runs}, {warmup}, {batch})")
+    with quiet_native_stderr(quiet):
+        timing = measure(model, num_threads=threads, runs=runs, warmup=warmup, backend=backend, delegate=delegate,
+                         batch=batch)
+    return timing.to_dict()
+
+
+def _print_bench(result: dict, out: TextIO) -> None:
+    print(f"{result['model']}  ({result['backend']} {result['backend_version']}, {result['threads']} threads, "
+          f"delegate {result['delegate']}, batch {result['batch']})", file=out)
+    for key in ("init_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms"):
+        print(f"  {key:<12} {result[key]:10.3f}", file=out)
+    print(f"  {'fps':<12} {result['fps']:10.2f}", file=out)
+    if result.get("peak_rss_mb") is not None:
+        print(f"  {'peak_rss_mb':<12} {result['peak_rss_mb']:10.1f}", file=out)
+
+
+def backends_report() -> dict:
+    from edgecls.runtime.backends import BACKENDS, installed_backends, load_backend
+    from edgecls.runtime.image import has_pillow
+
+    report: dict = {"installed": installed_backends(), "order": list(BACKENDS), "pillow": has_pillow()}
+    try:
+        b = load_backend()
+        report["selected"] = f"{b.name} {b.version}"
+    except EdgeclsError as exc:
+        report["selected"] = None
+        report["error"] = str(exc)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- argparse
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _camera(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def parse_floats(text: str | None, what: str = "value") -> tuple[float, ...] | None:
+    """'127.5' or '123.7,116.3,103.5' -> a tuple of 1 or 3 floats (None stays None); UsageError otherwise."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 3):
+        raise UsageError(f"{what} takes one or three comma-separated numbers, got {text!r}")
+    return values
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return parse_floats(text) or ()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_preprocessing_options(p: argparse.ArgumentParser) -> None:
+    """--mean/--std/--resize/--output: for models without metadata (they override it when given)."""
+    p.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
+                   help="the model takes (pixel - mean) / std [default: the model's metadata, else 0]")
+    p.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
+                   help="see --mean [default: the model's metadata, else 1]")
+    p.add_argument("--resize", choices=("stretch", "crop"), default=None,
+                   help="aspect policy [default: the model's metadata, else stretch]")
+    p.add_argument("--output", dest="output_kind", choices=("probabilities", "logits", "auto"), default=None,
+                   help="what the model outputs [default: the model's metadata, else auto]")
+    p.add_argument("--fast-decode", dest="draft", action="store_true", default=None,
+                   help="decode large JPEGs at reduced scale (much faster for photos; pixels differ slightly)")
+
+
+def _preprocessing(args: argparse.Namespace) -> dict:
+    return {"mean": args.mean, "std": args.std, "resize": args.resize, "output_kind": args.output_kind,
+            "draft": args.draft}
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Classify images with a .tflite model "
+                                     "(no TensorFlow: numpy + ai-edge-litert or tflite-runtime; Pillow for image "
+                                     "files, not for .npy arrays).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threads", type=_positive, default=None, metavar="N",
+                       help="interpreter threads [default: all cores, at most 4]")
+        p.add_argument("--backend", default=None, help="ai-edge-litert | tflite-runtime | tensorflow "
+                       "[default: the first installed]")
+        p.add_argument("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | "
+                       "path of a delegate library (e.g. libedgetpu.so.1)")
+        p.add_argument("--verbose", action="store_true", help="show the interpreters' native log lines")
+
+    c = sub.add_parser("classify", help="classify images, .npy arrays, folders, or camera frames")
+    c.add_argument("model")
+    c.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR")
+    c.add_argument("--top-k", type=_positive, default=5, metavar="K", help="answers per image [default: 5]")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    c.add_argument("--labels", default=None, metavar="FILE", help="labels file, one per line (overrides the model's)")
+    c.add_argument("--camera", type=_camera, default=None, metavar="N",
+                   help="read frames from OpenCV camera N (or a video file/URL); prints top-1 and FPS")
+    c.add_argument("--frames", type=_positive, default=None, metavar="N", help="with --camera: stop after N frames")
+    c.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="decoding threads that work ahead of the model [default: 1]")
+    add_preprocessing_options(c)
+    common(c)
+
+    b = sub.add_parser("bench", help="time inference on a preprocessed tensor: warm-up, N runs, percentiles")
+    b.add_argument("model")
+    b.add_argument("--runs", type=_positive, default=50, metavar="N")
+    b.add_argument("--warmup", type=int, default=5, metavar="N")
+    b.add_argument("--batch", type=_positive, default=1, metavar="N")
+    b.add_argument("--json", action="store_true", help="one JSON object")
+    common(b)
+
+    i = sub.add_parser("info", help="what the model takes and returns, and how it will be preprocessed")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--labels", default=None, metavar="FILE")
+    add_preprocessing_options(i)
+    common(i)
+
+    sub.add_parser("backends", help="which interpreter packages are installed, and which one is used")
+    return parser
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    quiet = not getattr(args, "verbose", False)
+    if not quiet:
+        os.environ["EDGECLS_TF_LOGS"] = "1"  # quiet_native_stderr() then shows the native log lines
+    if args.command == "classify":
+        if args.camera is not None:
+            if args.inputs:
+                raise UsageError("give either images or --camera, not both")
+            return classify_camera(args.model, args.camera, top_k=1,
+                                   threads=args.threads, labels=args.labels, backend=args.backend,
+                                   delegate=args.delegate, as_json=args.json, frames=args.frames, out=out,
+                                   **_preprocessing(args))
+        return classify_paths(args.model, args.inputs, top_k=args.top_k, threads=args.threads, labels=args.labels,
+                              backend=args.backend, delegate=args.delegate, as_json=args.json,
+                              workers=args.workers, out=out, err=err, **_preprocessing(args))
+    if args.command == "bench":
+        result = bench(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup, backend=args.backend,
+                       delegate=args.delegate, batch=args.batch, quiet=quiet)
+        if args.json:
+            print(json.dumps(result), file=out)
+        else:
+            _print_bench(result, out)
+        return 0
+    if args.command == "info":
+        clf = load_classifier(args.model, threads=args.threads, labels=args.labels, backend=args.backend,
+                              delegate=args.delegate, require_labels=False, quiet=quiet, **_preprocessing(args))
+        info = clf.info()
+        if args.json:
+            print(json.dumps(info), file=out)
+        else:
+            for key, value in info.items():
+                print(f"{key:<12} {value}", file=out)
+        return 0
+    if args.command == "backends":
+        report = backends_report()
+        for key, value in report.items():
+            print(f"{key:<10} {value}", file=out)
+        return 0 if report.get("selected") else 1
+    raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse refuses it first
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Parse and run; EdgeclsError becomes ``error: <message>`` on stderr and its exit code."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        return run(args, sys.stdout, sys.stderr)
+    except EdgeclsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `... | head`: the reader left; not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The model zoo: every registered model builds at a small size, trains a step, converts to full int8 and runs.
+
+Models are built at reduced width/depth and 32x32: the point is each
+architecture's structure (and that every op it uses has an int8 kernel), not
+its size. The heavy variants are marked slow; the default run keeps one small
+case per family. QAT claims are checked against tfmot in test_qat_claims.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgecls.models import create, get_info, list_models
+
+NUM_CLASSES = 4
+SHAPE = (32, 32, 3)
+
+
+def heavy(name: str, options: dict) -> Any:
+    """A case left to the slow run (big graphs: building, tracing and converting cost seconds each)."""
+    return pytest.param((name, options), marks=pytest.mark.slow)
+
+
+# (model, options); every registered model appears at least once.
+CASES = [
+    ("lenet5", {}),
+    ("small_cnn", {"width": 0.5}),
+    ("alexnet", {"width": 0.25, "fc_units": 64, "stem_stride": 2}),
+    ("vgg_small", {"width": 0.25, "depth": 1}),
+    heavy("vgg16", {"width": 0.125}),
+    ("inception_small", {"width": 0.25, "depth": 0.2, "stem_stride": 2}),
+    ("resnet8", {"width": 0.5}),
+    ("resnet8_v2", {"width": 0.5}),
+    ("resnet18", {"width": 0.125, "stem_stride": 2}),
+    ("resnet18_v2", {"width": 0.125, "stem_stride": 2}),
+    heavy("resnet50", {"width": 0.125, "stem_stride": 2}),
+    heavy("resnet50_v2", {"width": 0.125, "stem_stride": 2}),
+    ("densenet_small", {"width": 0.5, "depth": 0.5}),
+    heavy("densenet121", {"width": 0.25, "depth": 0.25}),
+    ("mobilenet_v1", {"width": 0.25, "depth": 0.2}),
+    heavy("mobilenet_v2", {"width": 0.35}),
+    heavy("mobilenet_v3_small", {"width": 0.5}),
+    ("mobilenet_v3_large", {"width": 0.35}),
+    heavy("efficientnet_b0", {"width": 0.25, "depth": 0.34}),
+    heavy("efficientnet_b1", {"width": 0.25, "depth": 0.34}),
+    heavy("efficientnet_b2", {"width": 0.25, "depth": 0.34}),
+    heavy("efficientnet_b3", {"width": 0.25, "depth": 0.34}),
+    ("efficientnet_lite0", {"width": 0.25, "depth": 0.34}),
+    heavy("efficientnet_lite1", {"width": 0.25, "depth": 0.34}),
+    heavy("efficientnet_lite2", {"width": 0.25, "depth": 0.34}),
+    ("vit_tiny", {"width": 0.25, "depth": 2, "patch_size": 8}),
+]
+
+
+def _case(case: Any) -> tuple[str, dict]:
+    return case.values[0] if hasattr(case, "values") else case
+
+
+def _id(case: Any) -> str:
+    name, options = _case(case)
+    return f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items()) or 'default'}"
+
+
+IDS = [_id(c) for c in CASES]
+
+
+def _images(n: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, *SHAPE)).astype("float32")
+
+
+@functools.lru_cache(maxsize=None)
+def _model(name: str, options: tuple) -> Any:
+    from edgecls._tf import keras
+
+    keras.utils.set_random_seed(0)
+    return create(name, NUM_CLASSES, SHAPE, **dict(options))
+
+
+def test_every_registered_model_is_a_case() -> None:
+    assert {info.name for info in list_models()} == {_case(c)[0] for c in CASES}
+
+
+def test_every_family_has_a_fast_case() -> None:
+    fast = {get_info(c[0]).family for c in CASES if not hasattr(c, "marks")}
+    assert fast == {info.family for info in list_models()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_builds_trains_a_step_and_runs_as_int8_tflite(case: Any) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecls.export.convert import convert
+
+    name, options = _case(case)
+    model = _model(name, tuple(options.items()))
+    assert model.name == name and model.input.name == "image" and model.layers[-1].name == "probs"
+    # One step, eagerly: tracing the train function of a 200-layer graph costs ~10 s on 2 cores.
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=len(model.layers) > 40)
+    history = model.fit(_images(), np.arange(8) % NUM_CLASSES, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+    # convert() refuses an "int8" model with any op left float, so this proves full integer.
+    blob = convert(model, "int8", representative=_images(8, seed=1), input_type="int8", output_type="int8")
+    interpreter = Interpreter(model_content=blob)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    x = _images(1, seed=2)
+    scale, zero = inp["quantization"]
+    interpreter.set_tensor(inp["index"], np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8))
+    interpreter.invoke()
+    scale, zero = out["quantization"]
+    probs = (interpreter.get_tensor(out["index"]).astype(np.float32) - zero) * scale
+    assert probs.shape == (1, NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=0.05)
+
+
+# The variants each qat_note points to as the QAT-able alternative.
+QAT_ALTERNATIVES = {"mobilenet_v3_large": {"minimalistic": True}}
+QAT_CASES = [c for c in CASES if _case(c)[0] in {"alexnet", "vgg_small", "inception_small", "resnet18", "mobilenet_v1",
+                                                 "efficientnet_lite0", "resnet18_v2", "densenet_small", "vit_tiny"}]
+
+
+@pytest.mark.parametrize("case", QAT_CASES, ids=[_id(c) for c in QAT_CASES])
+def test_qat_claims(case: Any) -> None:
+    """qat=True: tfmot's quantize_model wraps the model; qat=False: tfmot refuses, for the reason qat_note gives."""
+    from edgecls._tf import tfmot
+
+    name, options = _case(case)
+    model = _model(name, tuple(options.items()))
+    info = get_info(name)
+    qk = tfmot().quantization.keras
+    if info.qat:
+        qat = qk.quantize_model(model)
+        assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)
+    else:
+        with pytest.raises(RuntimeError, match="is not supported") as err:
+            qk.quantize_model(model)
+        refused = str(err.value).split("<class '")[1].split("'")[0].rsplit(".", 1)[-1]
+        assert refused in info.qat_note, (refused, info.qat_note)
+
+
+def test_mobilenet_v3_large_minimalistic_is_qat_able() -> None:
+    from edgecls._tf import tfmot
+
+    model = create("mobilenet_v3_large", NUM_CLASSES, SHAPE, width=0.35, minimalistic=True)
+    qat = tfmot().quantization.keras.quantize_model(model)
+    assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)
+
+
+@pytest.mark.parametrize(
+    "name, options, field",
+    [
+        ("vit_tiny", {"patch_size": 5}, "patch_size"),
+        ("vit_tiny", {"depth": 0}, "depth"),
+        ("resnet18", {"stem_stride": 3}, "stem_stride"),
+        ("vgg_small", {"depth": 1.5}, "depth"),
+        ("vgg16", {"batch_norm": "yes"}, "batch_norm"),
+        ("alexnet", {"fc_units": 0}, "fc_units"),
+        ("densenet_small", {"stem_stride": 8}, "stem_stride"),
+        ("inception_small", {"stem_stride": 3}, "stem_stride"),
+        ("efficientnet_lite1", {"lite": 1}, "lite"),
+    ],
+)
+def test_bad_options_name_the_field(name: str, options: dict, field: str) -> None:
+    from edgecls.models import ModelError
+
+    with pytest.raises(ModelError, match=rf"^{field} must"):
+        create(name, NUM_CLASSES, SHAPE, **options)
+
+
+def test_efficientnet_variants_scale_from_b0() -> None:
+    def options(name: str) -> dict:
+        return {o: p.default for o, p in _signature(name).items()}
+
+    assert options("efficientnet_b3")["width"] == 1.2 and options("efficientnet_b3")["depth"] == 1.4
+    assert options("efficientnet_lite2")["lite"] is True and get_info("efficientnet_lite2").default_input == (260, 260, 3)
+    assert get_info("efficientnet_lite0").qat and not get_info("efficientnet_b1").qat
+
+
+def _signature(name: str) -> dict:
+    import inspect
+
+    from edgecls.models import registry
+
+    return {k: v for k, v in inspect.signature(registry._entry(name).builder).parameters.items() if v.kind == v.KEYWORD_ONLY}
+
+
+def test_lite_keeps_stem_head_and_end_stages() -> None:
+    # EfficientNet-Lite: stem 32 and head 1280 at any width; first and last stage one block at any depth.
+    model = create("efficientnet_lite2", NUM_CLASSES, SHAPE, width=0.5, depth=2.0)
+    names = [layer.name for layer in model.layers]
+    assert model.get_layer("stem_conv").filters == 32 and model.get_layer("top_conv").filters == 1280
+    assert "block1b_project_conv" not in names and "block7b_project_conv" not in names
+    assert "block2d_project_conv" in names  # 2 x depth 2.0
+    assert not any("se_" in n for n in names)
+
+
+def test_vit_patch_size_sets_the_tokens() -> None:
+    for patch, tokens in ((8, 16), (4, 64)):
+        model = create("vit_tiny", NUM_CLASSES, SHAPE, width=0.25, depth=1, patch_size=patch)
+        assert model.get_layer("tokens").output.shape[1:] == (tokens, 48)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet_small", "inception_small", "alexnet", "mobilenet_v1"])
+def test_stem_stride_keeps_small_images(name: str) -> None:
+    small = create(name, NUM_CLASSES, (32, 32, 3), width=0.25, stem_stride=1)
+    default = create(name, NUM_CLASSES, (32, 32, 3), width=0.25)
+    last = "flatten" if name == "alexnet" else "avg_pool"
+
+    def size(model: Any) -> int:
+        return int(np.prod(model.get_layer(last).input.shape[1:3]))
+
+    assert size(small) > size(default)
