@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import click
 
 from edgecls import __version__
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, UsageError
 
 log = logging.getLogger("edgecls")
 
@@ -50,10 +51,22 @@ def _print_metrics(report: dict, title: str) -> None:
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Discard an existing train/ and start over.")
-def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, force: bool) -> None:
+@click.option("--worker-hosts", metavar="H:P,H:P,...", help="Train with MultiWorkerMirroredStrategy on these workers.")
+@click.option("--task-index", type=int, default=None, help="This worker's index in --worker-hosts (0 is the chief).")
+def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, force: bool,
+          worker_hosts: str | None, task_index: int | None) -> None:
     """Train RECIPE (a file, or the name of a bundled recipe) into its run directory."""
+    import os
+
     from edgecls.recipe import load_recipe
 
+    if (worker_hosts is None) != (task_index is None):
+        raise UsageError("--worker-hosts and --task-index go together")
+    if worker_hosts is not None:
+        from edgecls.train.strategy import worker_hosts_config
+
+        os.environ["TF_CONFIG"] = worker_hosts_config(worker_hosts, task_index)
+        overrides = (*overrides, "train.strategy=multi_worker", "train.cluster=tf_config")
     rec = load_recipe(recipe, overrides)
     from edgecls.train.trainer import run_dir_for, train as train_recipe
 
@@ -127,7 +140,6 @@ def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
 def classify(model, inputs, top_k, threads, as_json, labels, mean, std, resize, output_kind, draft, backend,
              delegate, workers, camera, frames):
     """Classify images, .npy arrays and folders (or --camera frames) with a .tflite MODEL; no TensorFlow needed."""
-    from edgecls.errors import UsageError
     from edgecls.runtime.cli import classify_camera, classify_paths, parse_floats
 
     pre = {"mean": parse_floats(mean, "--mean"), "std": parse_floats(std, "--std"), "resize": resize,
@@ -236,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="edgecls", standalone_mode=False)
     except EdgeclsError as err:
         click.echo(f"error: {err}", err=True)
+        if getattr(err, "hard_exit", False):  # TensorFlow threads wait on peers that never come: leave now
+            sys.stderr.flush()
+            os._exit(err.exit_code)
         return err.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

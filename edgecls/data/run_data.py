@@ -64,10 +64,17 @@ class RunData:
         """A batched tf.data pipeline of (normalized images, one-hot labels)."""
         from edgecls.data.pipeline import make_dataset
 
+        from edgecls._tf import tf
+
         d = self.recipe.data
-        return make_dataset(self.examples, self.split[part], batch_size=batch_size, training=training,
-                            augment=d.augment if training else None, seed=self.recipe.seed, cache=d.cache,
-                            num_classes=self.num_classes, **self._geometry())
+        ds = make_dataset(self.examples, self.split[part], batch_size=batch_size, training=training,
+                          augment=d.augment if training else None, seed=self.recipe.seed, cache=d.cache,
+                          num_classes=self.num_classes, **self._geometry())
+        # Every source reaches tf.data as an index list, not as files, so there is no file reader for
+        # the FILE policy to split: shard by data, said explicitly (AUTO would warn and then do this).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
 
 
 def load_run_data(recipe: Recipe, run: RunDir, *, make_split: bool = False, write: bool = True) -> RunData:

@@ -178,6 +178,10 @@ class TrainConfig:
     devices: Optional[tuple[str, ...]] = spec(None, help="devices for one_device/mirrored, e.g. ['/gpu:0', '/gpu:1']")
     cpu_replicas: int = spec(0, ge=0, help="split the CPU into this many logical devices (try distribution without GPUs)")
     tpu: Optional[str] = spec(None, help="TPU address for strategy tpu (none = the local/Colab TPU)")
+    cluster: Literal["tf_config", "slurm"] = spec(
+        "tf_config", help="multi_worker: the cluster from TF_CONFIG (Kubernetes, --worker-hosts) or from Slurm")
+    join_timeout: float = spec(300.0, gt=0.0, help="multi_worker: seconds to wait for every worker to join")
+    scale_lr: bool = spec(False, help="multiply the learning rate by the replica count (use with warm-up)")
     mixed_precision: Literal["auto", "on", "off"] = spec("auto", help="mixed_float16; auto = on GPUs only")
     jit_compile: bool = spec(False, help="compile the train step with XLA")
     steps_per_execution: int = spec(1, ge=1, help="train steps per tf.function call")

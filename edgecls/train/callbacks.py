@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,8 +32,8 @@ class HistoryCSV(keras.callbacks.Callback):
             return list(csv.DictReader(fh))
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.enabled:
-            return
+        # Every worker reads the same values (reads can be collective ops under
+        # MultiWorkerMirroredStrategy, and all workers must run the same ops); only the chief writes.
         logs = dict(logs or {})
         lr = getattr(self.model.optimizer, "learning_rate", None)
         if lr is not None:
@@ -41,6 +42,8 @@ class HistoryCSV(keras.callbacks.Callback):
                 logs["lr"] = float(lr(step) if callable(lr) else keras.backend.get_value(lr))
             except Exception:  # a custom optimizer without a readable rate: leave the column out
                 pass
+        if not self.enabled:
+            return
         rows = [r for r in self._rows() if int(r["epoch"]) < epoch + 1]
         rows.append({"epoch": epoch + 1, **{k: f"{float(v):.6g}" for k, v in logs.items()}})
         fields = ["epoch"] + sorted({k for r in rows for k in r if k != "epoch"})
@@ -52,7 +55,11 @@ class HistoryCSV(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Weights after every epoch as ``checkpoints/epoch-NNN.weights.h5``; keeps the newest ``keep``."""
+    """Weights after every epoch as ``checkpoints/epoch-NNN.weights.h5``; keeps the newest ``keep``.
+
+    A non-chief worker saves too (all workers must run the same ops) but into a
+    private temporary folder that is deleted.
+    """
 
     def __init__(self, folder: Path, keep: int = 3, enabled: bool = True):
         super().__init__()
@@ -60,6 +67,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.enabled:
+            with tempfile.TemporaryDirectory(prefix="edgecls-worker-") as tmp:
+                self.model.save_weights(str(Path(tmp) / "w.weights.h5"))
             return
         target = self.folder / f"epoch-{epoch + 1:03d}.weights.h5"
         with fileio.atomic_path(target, suffix=".weights.h5") as tmp:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,15 @@ log = logging.getLogger("edgecls.train")
 
 
 class StrategyError(EdgeclsError):
-    """A strategy that cannot be built here (no such device, bad TF_CONFIG, unreachable TPU)."""
+    """A strategy that cannot be built here (no such device, bad TF_CONFIG, unreachable TPU).
+
+    ``hard_exit``: TensorFlow threads are stuck waiting for peers, so the CLI
+    must end the process at once after printing the message.
+    """
+
+    def __init__(self, message: str, hard_exit: bool = False):
+        super().__init__(message)
+        self.hard_exit = hard_exit
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,12 @@ def split_cpu(n: int) -> None:
                             f"process ({err}); start a fresh process") from None
 
 
+_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                      '"task": {"type": "worker", "index": 0}}')
+
+
 def tf_config() -> dict | None:
-    """The parsed TF_CONFIG, or None; malformed JSON is a clear error."""
+    """The parsed and checked TF_CONFIG, or None; anything malformed is one clear error."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
@@ -61,10 +76,113 @@ def tf_config() -> dict | None:
         cfg = json.loads(raw)
     except json.JSONDecodeError as err:
         raise StrategyError(f"TF_CONFIG is not valid JSON ({err.msg} at character {err.pos})") from None
-    if not isinstance(cfg, dict) or "cluster" not in cfg or "task" not in cfg:
-        raise StrategyError("TF_CONFIG needs 'cluster' and 'task' keys, e.g. "
-                            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}')
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("cluster"), dict) or not isinstance(cfg.get("task"), dict):
+        raise StrategyError(f"TF_CONFIG needs 'cluster' and 'task' mappings, e.g. {_TF_CONFIG_EXAMPLE}")
+    for job, hosts in cfg["cluster"].items():
+        if not isinstance(hosts, list) or not all(isinstance(h, str) and _split_address(h) for h in hosts):
+            raise StrategyError(f"TF_CONFIG cluster.{job}: expected a list of 'host:port' strings, got {hosts!r}")
+    task = cfg["task"]
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in cfg["cluster"]:
+        raise StrategyError(f"TF_CONFIG task.type '{kind}' is not a job of the cluster ({', '.join(cfg['cluster'])})")
+    if not isinstance(index, int) or not 0 <= index < len(cfg["cluster"][kind]):
+        raise StrategyError(f"TF_CONFIG task.index {index!r} is out of range: job '{kind}' has "
+                            f"{len(cfg['cluster'][kind])} task(s)")
     return cfg
+
+
+def worker_hosts_config(hosts: str, index: int) -> str:
+    """TF_CONFIG JSON for ``--worker-hosts h1:p,h2:p --task-index i``."""
+    workers = [h.strip() for h in hosts.split(",") if h.strip()]
+    bad = [h for h in workers if not _split_address(h)]
+    if not workers or bad:
+        raise StrategyError(f"--worker-hosts: expected host:port,host:port..., got {bad[0] if bad else hosts!r}")
+    if not 0 <= index < len(workers):
+        raise StrategyError(f"--task-index {index} is out of range for {len(workers)} worker(s)")
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def _split_address(address: str) -> tuple[str, int] | None:
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def rendezvous(own: str, others: list[str], timeout: float) -> None:
+    """Wait until every worker is up, before TensorFlow's constructor blocks (holding the GIL) for them.
+
+    Each worker listens on its own port and connects to every peer's; it is done
+    when it has reached every peer and every peer has reached it. A peer that has
+    already moved on is listening with TensorFlow's server on the same port, so
+    it still counts. A port in use and workers that never come are clear errors.
+    """
+    host, port = _split_address(own)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", port))
+    except OSError as err:
+        listener.close()
+        raise StrategyError(f"port {port} of this worker ({own}) is in use ({err.strerror}); "
+                            "stop what holds it or pick another port") from None
+    listener.listen(len(others) + 1)
+    listener.setblocking(False)
+    reached, accepted = set(), 0
+    deadline = time.monotonic() + timeout
+    try:
+        while len(reached) < len(others) or accepted < len(others):
+            if time.monotonic() > deadline:
+                missing = [a for a in others if a not in reached] or others
+                raise StrategyError(f"worker(s) {', '.join(missing)} did not join within {timeout:g} s "
+                                    "(train.join_timeout); start them, or check TF_CONFIG / --worker-hosts")
+            for address in others:
+                if address not in reached:
+                    try:
+                        socket.create_connection(_split_address(address), timeout=1).close()
+                        reached.add(address)
+                    except OSError:
+                        pass
+            select.select([listener], [], [], 0.2)
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                accepted += 1
+    finally:
+        listener.close()
+
+
+def _multi_worker(cfg: TrainConfig):
+    """MultiWorkerMirroredStrategy from TF_CONFIG or Slurm; waits at most join_timeout for the others."""
+    from edgecls._tf import tf
+
+    if cfg.cluster == "slurm":
+        if "SLURM_PROCID" not in os.environ:
+            raise StrategyError("train.cluster slurm: no Slurm job here (SLURM_PROCID is not set); run under srun")
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        spec = resolver.cluster_spec().as_dict()
+        kind, index = resolver.task_type, resolver.task_id
+        chief = index == 0
+    else:
+        spec_cfg = tf_config()
+        if spec_cfg is None:
+            raise StrategyError("train.strategy multi_worker needs TF_CONFIG, --worker-hosts, or train.cluster: slurm")
+        resolver, spec = None, spec_cfg["cluster"]
+        kind, index = spec_cfg["task"]["type"], spec_cfg["task"].get("index", 0)
+        chief = _is_chief(spec_cfg)
+    own = spec[kind][index]
+    others = [a for job, hosts in spec.items() for i, a in enumerate(hosts) if (job, i) != (kind, index)]
+    log.info("multi-worker: this is %s %d (%s) of %d task(s); waiting for %s",
+             kind, index, own, len(others) + 1, ", ".join(others) or "nobody")
+    rendezvous(own, others, cfg.join_timeout)
+    # No CommunicationOptions(timeout_seconds=...): in TF 2.21 it leaves a thread behind per collective
+    # op (thousands per epoch here, until the process dies); MWMS's own health check finds dead peers.
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        raise StrategyError(f"multi-worker setup failed: {str(err).splitlines()[0]}") from None
+    return strategy, chief
 
 
 def _is_chief(cfg: dict | None) -> bool:
@@ -114,11 +232,7 @@ def build_strategy(cfg: TrainConfig) -> StrategyInfo:
         ops = None if gpus else tf.distribute.ReductionToOneDevice()
         strategy = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=ops)
     elif kind == "multi_worker":
-        cfg_json = tf_config()
-        if cfg_json is None:
-            raise StrategyError("train.strategy multi_worker needs TF_CONFIG (or --worker-hosts) to name the cluster")
-        chief = _is_chief(cfg_json)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy, chief = _multi_worker(cfg)
     elif kind == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu or "")

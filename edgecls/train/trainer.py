@@ -5,10 +5,12 @@ Writes (chief only) ``recipe.yaml``, ``split.json`` and ``train/``:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
         return fileio.read_json(run.train_metrics)
 
     # The strategy first: logical CPU devices must be set before TensorFlow uses any device.
-    from edgecls.train.strategy import build_strategy
+    from edgecls.train.strategy import StrategyError, build_strategy
     info = build_strategy(recipe.train)
 
     from edgecls._tf import keras, tf
@@ -98,10 +100,13 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
 
     d = recipe.data
     input_shape = (*d.image_size, d.channels)
+    opt_cfg = recipe.train.optimizer
+    if recipe.train.scale_lr and info.replicas > 1:  # the linear scaling rule; pair it with warm-up
+        opt_cfg = dataclasses.replace(opt_cfg, learning_rate=opt_cfg.learning_rate * info.replicas)
+        log.info("learning rate scaled by %d replicas to %g", info.replicas, opt_cfg.learning_rate)
     with info.strategy.scope():
         model = create(recipe.model.name, k, input_shape, **recipe.model.options)
-        opt = build_optimizer(recipe.train.optimizer,
-                              build_schedule(recipe.train.optimizer, recipe.train.schedule, steps, recipe.train.epochs))
+        opt = build_optimizer(opt_cfg, build_schedule(opt_cfg, recipe.train.schedule, steps, recipe.train.epochs))
         model_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
         if k >= 5:
             model_metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
@@ -118,17 +123,23 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
         HistoryCSV(run.history, enabled=info.is_chief),
         EpochLog(),
     ]
-    if info.is_chief:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+    # Non-chief workers log TensorBoard to a private folder: all workers must run the same ops.
+    tb_dir = run.tensorboard if info.is_chief else Path(tempfile.mkdtemp(prefix="edgecls-worker-tb-"))
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir), write_graph=False))
     es = recipe.train.early_stopping
     if es.patience:
         monitor = es.monitor if val_ds is not None else es.monitor.removeprefix("val_")
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience, min_delta=es.min_delta,
                                                        restore_best_weights=es.restore_best))
     t0 = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=recipe.train.epochs, callbacks=callbacks,
-              class_weight=class_weight,
-              verbose=1 if sys.stderr.isatty() else 0)
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=recipe.train.epochs, callbacks=callbacks,
+                  class_weight=class_weight, verbose=1 if sys.stderr.isatty() else 0)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
+        if recipe.train.strategy != "multi_worker":
+            raise
+        raise StrategyError(f"a worker stopped answering ({type(err).__name__}); restart every worker with "
+                            "--resume: training goes on from the last epoch's backup", hard_exit=True) from None
     train_seconds = time.perf_counter() - t0
     if info.is_chief:  # BackupAndRestore empties its folder at the end; drop the folder too
         shutil.rmtree(run.backup, ignore_errors=True)
@@ -140,6 +151,10 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
         with fileio.atomic_path(run.model, suffix=".keras") as tmp:
             model.save(str(tmp))
         fileio.write_json(run.train_metrics, report)
+    else:  # every worker takes part in saving (collective reads); only the chief's copy is kept
+        with tempfile.TemporaryDirectory(prefix="edgecls-worker-") as tmp:
+            model.save(str(Path(tmp) / "model.keras"))
+        shutil.rmtree(tb_dir, ignore_errors=True)
     keras.mixed_precision.set_global_policy("float32")  # leave the process as we found it
     return report
 
