@@ -36,9 +36,11 @@ SIDE_ENVS := .venv-rt-litert .venv-rt-tflite .venv-mediapipe
 
 side-envs: $(addsuffix /.installed,$(SIDE_ENVS))
 
-# The main job on built-in data: train the digits recipe and print its test metrics.
+# The main job on built-in data: train the digits recipe, compress it, export every TFLite variant.
 demo: venv
 	$(VENV)/bin/edgecls train recipes/digits.yaml --force
+	$(VENV)/bin/edgecls compress runs/digits --force
+	$(VENV)/bin/edgecls export runs/digits --force
 
 test: venv side-envs
 	$(PY) -m pytest

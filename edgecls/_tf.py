@@ -17,30 +17,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # tf.data) on every run; real failures still raise Python exceptions. EDGECLS_TF_LOGS=1 shows all.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("EDGECLS_TF_LOGS") == "1" else "3")
 
-import contextlib  # noqa: E402
 import logging  # noqa: E402
 
 
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide C++ chatter written straight to fd 2 (CUDA stubs on import, the converter's settings dump).
-
-    It is written before absl logging is configured, so TF_CPP_MIN_LOG_LEVEL does not
-    reach it. EDGECLS_TF_LOGS=1 shows it. Python exceptions still surface normally.
-    """
-    if os.environ.get("EDGECLS_TF_LOGS") == "1":
-        yield
-        return
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
+# C++ chatter written straight to fd 2 (CUDA stubs on import, the converter's settings dump) is
+# printed before absl logging is configured, so TF_CPP_MIN_LOG_LEVEL does not reach it: hide the fd.
+from edgecls.runtime.cli import quiet_native_stderr  # noqa: E402  (the runtime's, shared; no TensorFlow)
 
 with quiet_native_stderr():
     import tensorflow as tf  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from edgecls._tf import keras, tfmot
-from edgecls.compress.weights import kernels, matches
+from edgecls.compress.weights import wrap_layers
 from edgecls.errors import StageError
 from edgecls.recipe.schema import ClusterOptions
 
@@ -20,32 +20,19 @@ def _init(name: str):
 def apply(model, opts: ClusterOptions, *, total_steps: int):
     """Wrap the clusterable layers; returns (model, {"wrapped": [...], "left": {layer: reason}})."""
     cl = tfmot().clustering.keras
-    has_kernel = set(kernels(model))
-    wrapped, left = [], {}
 
-    def clone(layer):
-        if layer.name not in has_kernel:
-            return layer
-        if matches(layer.name, opts.skip):
-            left[layer.name] = "skipped by name"
-            return layer
+    def wrap(layer):
         per_channel = opts.per_channel and isinstance(layer, keras.layers.Conv2D) and not isinstance(
             layer, keras.layers.DepthwiseConv2D)
-        try:
-            out = cl.cluster_weights(layer, number_of_clusters=opts.clusters, cluster_centroids_init=_init(opts.init),
-                                     preserve_sparsity=opts.preserve_sparsity, cluster_per_channel=per_channel)
-        except ValueError as err:  # tfmot names what it cannot cluster
-            left[layer.name] = f"tfmot cannot cluster it: {str(err).splitlines()[0]}"
-            return layer
-        wrapped.append(layer.name)
-        return out
+        return cl.cluster_weights(layer, number_of_clusters=opts.clusters, cluster_centroids_init=_init(opts.init),
+                                  preserve_sparsity=opts.preserve_sparsity, cluster_per_channel=per_channel)
 
-    clustered = keras.models.clone_model(model, clone_function=clone)
-    for name, why in left.items():
+    clustered, info = wrap_layers(model, wrap, skip=opts.skip, verb="cluster")
+    for name, why in info["left"].items():
         log.info("cluster: %s left unclustered (%s)", name, why)
-    if not wrapped:
+    if not info["wrapped"]:
         raise StageError("cluster: no layer could be clustered (all skipped or unsupported)")
-    return clustered, {"wrapped": wrapped, "left": left}
+    return clustered, info
 
 
 def callbacks(info: dict) -> list:

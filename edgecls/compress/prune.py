@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from edgecls._tf import keras, tfmot
-from edgecls.compress.weights import kernels, matches
+from edgecls._tf import tfmot
+from edgecls.compress.weights import LeaveAsIs, wrap_layers
 from edgecls.errors import StageError
 from edgecls.recipe.schema import PruneOptions
 
@@ -37,32 +37,18 @@ def apply(model, opts: PruneOptions, *, total_steps: int):
             raise StageError(f"prune policy xnnpack: {err}") from None
     m_by_n = tuple(int(x) for x in opts.structure.split(":")) if opts.structure else None
     sched = schedule(opts, total_steps)
-    has_kernel = set(kernels(model))
-    wrapped, left = [], {}
 
-    def clone(layer):
-        # Returning the layer itself (as tfmot's guide does) keeps its trained weights.
-        if layer.name not in has_kernel:
-            return layer
-        if matches(layer.name, opts.skip):
-            left[layer.name] = "skipped by name"
-        elif policy is not None and not policy.allow_pruning(layer):
-            left[layer.name] = "not pruned by the xnnpack policy (only 1x1 convolutions are)"
-        else:
-            try:
-                out = sp.prune_low_magnitude(layer, pruning_schedule=sched, sparsity_m_by_n=m_by_n)
-                wrapped.append(layer.name)
-                return out
-            except ValueError as err:  # tfmot names what it cannot prune
-                left[layer.name] = f"tfmot cannot prune it: {str(err).splitlines()[0]}"
-        return layer
+    def wrap(layer):
+        if policy is not None and not policy.allow_pruning(layer):
+            raise LeaveAsIs("not pruned by the xnnpack policy (only 1x1 convolutions are)")
+        return sp.prune_low_magnitude(layer, pruning_schedule=sched, sparsity_m_by_n=m_by_n)
 
-    pruned = keras.models.clone_model(model, clone_function=clone)
-    for name, why in left.items():
+    pruned, info = wrap_layers(model, wrap, skip=opts.skip, verb="prune")
+    for name, why in info["left"].items():
         log.info("prune: %s left dense (%s)", name, why)
-    if not wrapped:
+    if not info["wrapped"]:
         raise StageError("prune: no layer could be pruned (all skipped or unsupported)")
-    return pruned, {"wrapped": wrapped, "left": left}
+    return pruned, info
 
 
 def callbacks(info: dict) -> list:

@@ -16,6 +16,43 @@ def matches(name: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+class LeaveAsIs(Exception):
+    """Raised by a wrap function: this layer stays as it is, for the reason given."""
+
+
+def wrap_layers(model, wrap, *, skip=(), verb: str):
+    """Clone ``model`` with ``wrap(layer)`` applied to every layer that has a kernel.
+
+    Returning the layer objects themselves (as tfmot's guides do) keeps their
+    trained weights. Layers matching ``skip``, those ``wrap`` leaves
+    (:class:`LeaveAsIs`) and those tfmot refuses (ValueError) stay as they are;
+    returns (model, {"wrapped": [names], "left": {name: reason}}).
+    """
+    from edgecls._tf import keras
+
+    has_kernel = set(kernels(model))
+    wrapped, left = [], {}
+
+    def clone(layer):
+        if layer.name not in has_kernel:
+            return layer
+        if matches(layer.name, skip):
+            left[layer.name] = "skipped by name"
+            return layer
+        try:
+            out = wrap(layer)
+        except LeaveAsIs as why:
+            left[layer.name] = str(why)
+            return layer
+        except ValueError as err:  # tfmot names what it cannot handle
+            left[layer.name] = f"tfmot cannot {verb} it: {str(err).splitlines()[0]}"
+            return layer
+        wrapped.append(layer.name)
+        return out
+
+    return keras.models.clone_model(model, clone_function=clone), {"wrapped": wrapped, "left": left}
+
+
 def kernels(model) -> dict[str, np.ndarray]:
     """The main weight tensor of every layer that has one, by layer name.
 

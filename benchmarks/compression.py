@@ -1,0 +1,103 @@
+"""Accuracy and size of every compression path against float, for the digits and shapes recipes.
+
+    python benchmarks/compression.py [--recipes digits shapes] [--out runs/bench-compression] [--set K=V ...]
+
+For each recipe it trains once (the recipe as shipped, plus --set), then runs
+these stages and variants through the real CLI, and prints the goal table:
+
+    PTQ int8            train -> int8                         accuracy within 0.5 pp of float32
+    QAT int8            train -> QAT -> int8                  within 0.3 pp
+    50 % pruned + QAT   train -> prune 50 % -> PQAT -> int8   within 1 pp
+    int8 size                                                 <= 0.3 x float32
+    80 % pruned + int8  train -> prune 80 % -> int8, gzipped  <= 0.1 x float32 gzipped
+
+A run directory that already holds a stage or variant is reused (delete it to measure again).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STAGES = [
+    {"name": "qat", "kind": "quantize", "source": "train", "epochs": 3},
+    {"name": "pruned50", "kind": "prune", "source": "train", "epochs": 6,
+     "options": {"target_sparsity": 0.5, "end": 0.6}},
+    {"name": "pruned50_qat", "kind": "quantize", "source": "pruned50", "epochs": 3,
+     "options": {"preserve": "sparsity"}},
+    {"name": "pruned80", "kind": "prune", "source": "train", "epochs": 8,
+     "options": {"target_sparsity": 0.8, "end": 0.6}},
+]
+VARIANTS = [
+    {"name": "float32", "source": "train", "mode": "float32"},
+    {"name": "ptq_int8", "source": "train", "mode": "int8", "input_type": "uint8", "output_type": "uint8"},
+    {"name": "qat_int8", "source": "qat", "mode": "int8", "input_type": "uint8", "output_type": "uint8"},
+    {"name": "pruned50_qat_int8", "source": "pruned50_qat", "mode": "int8", "input_type": "uint8",
+     "output_type": "uint8"},
+    {"name": "pruned80_int8", "source": "pruned80", "mode": "int8", "input_type": "uint8", "output_type": "uint8"},
+]
+
+
+def edgecls(*args: str) -> None:
+    print("$ edgecls " + " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "edgecls", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def bench_recipe(name: str, out: Path, overrides: list[str]) -> dict:
+    recipe = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+    recipe.update(compress=STAGES, export=VARIANTS)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    run = out / name
+    sets = [a for o in overrides for a in ("--set", o)]
+    if not (run / "train" / "model.keras").exists():
+        edgecls("train", str(path), "--run-dir", str(run), *sets)
+    edgecls("compress", str(run))
+    edgecls("export", str(run))
+    return {v["name"]: v for v in json.loads((run / "export" / "export.json").read_text())["variants"]}
+
+
+def table(name: str, v: dict) -> list[str]:
+    f32 = v["float32"]
+    pp = lambda k: (f32["accuracy"] - v[k]["accuracy"]) * 100  # noqa: E731 - drop in percentage points
+    rows = [
+        ("PTQ int8 accuracy drop", f"{pp('ptq_int8'):+.2f} pp", "<= 0.5 pp", pp("ptq_int8") <= 0.5),
+        ("QAT int8 accuracy drop", f"{pp('qat_int8'):+.2f} pp", "<= 0.3 pp", pp("qat_int8") <= 0.3),
+        ("50 % pruned + QAT int8 drop", f"{pp('pruned50_qat_int8'):+.2f} pp", "<= 1 pp", pp("pruned50_qat_int8") <= 1),
+        ("int8 size / float32 size", f"{v['ptq_int8']['size_bytes'] / f32['size_bytes']:.3f}", "<= 0.3",
+         v["ptq_int8"]["size_bytes"] <= 0.3 * f32["size_bytes"]),
+        ("80 % pruned int8 gzip / float32 gzip", f"{v['pruned80_int8']['gzip_bytes'] / f32['gzip_bytes']:.3f}",
+         "<= 0.1", v["pruned80_int8"]["gzip_bytes"] <= 0.1 * f32["gzip_bytes"]),
+    ]
+    lines = [f"\n## {name}: float32 accuracy {f32['accuracy']:.4f}, {f32['size_bytes']:,} B "
+             f"({f32['gzip_bytes']:,} B gzipped)\n", "| goal | measured | target | met |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in rows]
+    lines += ["", "| variant | accuracy | size B | gzip B | top-1 agreement | max abs diff | fully integer |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {k} | {e['accuracy']:.4f} | {e['size_bytes']:,} | {e['gzip_bytes']:,} | {e['top1_agreement']:.4f} "
+              f"| {e['max_abs_diff']:.4f} | {'yes' if e['fully_integer'] else 'no'} |" for k, e in v.items()]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=["digits", "shapes"])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-compression")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    args = parser.parse_args()
+    lines = []
+    for name in args.recipes:
+        lines += table(name, bench_recipe(name, args.out, args.overrides))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
