@@ -48,7 +48,7 @@ def load_model(run: RunDir, recipe: Recipe, name: str):
         cmd = "edgecls train" if name == "train" else "edgecls compress"
         raise StageError(f"{path} not found: run `{cmd}` first")
     from edgecls._tf import keras, tfmot
-    import edgecls.train.optim  # noqa: F401  registers the learning-rate schedule for deserialization
+    import edgecls.train.optim  # noqa: F401  (registers the learning-rate schedule for deserialization)
 
     try:
         if path.suffix == ".h5":
@@ -102,6 +102,7 @@ def compress(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) ->
     from edgecls.data.run_data import load_run_data
 
     keras.utils.set_random_seed(recipe.seed)
+    log.info(info.describe(recipe.train.batch_size))
     data = load_run_data(recipe, run)
     for i, stage in pending:
         t0 = time.perf_counter()
