@@ -104,3 +104,35 @@ def test_truncated_stage_model_is_a_clear_error(exported, tmp_path):
     res = run_cli("export", str(copy), "--variant", "pruned_qat_int8", "--force")
     assert res.returncode == 1 and "pruned_qat.h5 cannot be loaded" in res.stderr and "Traceback" not in res.stderr
     assert (copy / "export" / "int8.tflite").read_bytes() == (run / "export" / "int8.tflite").read_bytes()
+
+
+def test_mediapipe_classifies_exported_variants(exported, tmp_path):
+    """The real MediaPipe Tasks ImageClassifier loads the exported files as they are and names the digits."""
+    import numpy as np
+
+    from edgecls.data.run_data import load_run_data
+    from edgecls.export.parity import tflite_probs
+    from edgecls.recipe import load_recipe
+    from edgecls.rundir import RunDir
+    from tests.helpers import MEDIAPIPE_VENV_HINT, mediapipe_classify, mediapipe_python
+
+    python = mediapipe_python()
+    if python is None:
+        pytest.skip(MEDIAPIPE_VENV_HINT)
+    run, _ = exported
+    rd = RunDir(run)
+    data = load_run_data(load_recipe(rd.recipe), rd)
+    pixels, labels = data.pixels("test", limit=12, channels=3), data.labels("test")[:12]
+    cases, ours = {}, {}
+    for variant in ("float32", "int8"):  # float32 input, and uint8 input/output
+        model = run / "export" / f"{variant}.tflite"
+        ours[variant] = tflite_probs(model.read_bytes(), pixels).argmax(1)
+        for i, img in enumerate(pixels):
+            np.save(tmp_path / f"{i}.npy", img)
+            cases[f"{variant}:{i}"] = (str(model), str(tmp_path / f"{i}.npy"))
+    results = mediapipe_classify(python, cases)
+    for variant in ("float32", "int8"):
+        got = [results[f"{variant}:{i}"] for i in range(len(pixels))]
+        assert all("error" not in r for r in got), got
+        assert [r["label"] for r in got] == [str(k) for k in ours[variant]]  # the same answer as our runtime
+        assert np.mean([r["label"] == str(y) for r, y in zip(got, labels)]) >= 0.8
