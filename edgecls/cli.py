@@ -77,6 +77,56 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
 
 
 @cli.command()
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--device", default="local", show_default=True, help="Device recipe: a name in devices/ or a path.")
+@click.option("--threads", default=None, metavar="1,2,4", help="Thread counts [default: the device recipe's].")
+@click.option("--runs", type=click.IntRange(min=1), default=None, help="Timed runs [default: the device recipe's].")
+@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Warm-up runs [default: the device recipe's].")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report folder [default: RUN_DIR/bench/<device>].")
+@click.option("--compare", "compare", multiple=True, type=click.Path(), metavar="DIR",
+              help="Merge bench/<device> reports (repeat, or list after the flag) into one table and plot.")
+@click.argument("more", nargs=-1, type=click.Path())
+def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
+    """Score every exported variant of RUN_DIR for accuracy and latency on a device; table, CSV, Pareto plot."""
+    from edgecls.bench import compare_reports, format_table, run_bench
+
+    if compare:
+        report = compare_reports([*compare, *([run_dir] if run_dir else []), *more], out)
+        click.echo(format_table(report["rows"], with_device=True))
+        return
+    if not run_dir or more:
+        raise UsageError("usage: edgecls bench RUN_DIR --device NAME, or edgecls bench --compare DIR DIR...")
+    report = run_bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out)
+    click.echo(format_table(report["rows"]))
+    click.echo(f"report: {report['out_dir']}/report.json, plot: {report['out_dir']}/pareto.png")
+    if not report["complete"]:
+        raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
+                           "the status column says why")
+
+
+@cli.command("run")
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
+@click.option("--device", default="local", show_default=True,
+              help="Device recipe (name in devices/ or a path) to benchmark on; 'none' stops after export.")
+def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device: str) -> None:
+    """Train, compress, export and benchmark RECIPE, skipping stages that are already complete."""
+    from edgecls.flow import run_all
+    from edgecls.recipe import load_recipe
+    from edgecls.train.trainer import run_dir_for
+
+    rec = load_recipe(recipe, overrides)
+    run = run_dir_for(rec, run_dir)
+    report = run_all(rec, run, device=None if device == "none" else device)
+    if device != "none" and report:
+        from edgecls.bench.report import format_table
+
+        click.echo(format_table(report["rows"]))
+        click.echo(f"plot: {report['out_dir']}/pareto.png")
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable).")
 @click.option("--force", is_flag=True, help="Run stages again even if their output exists.")
