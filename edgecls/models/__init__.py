@@ -1,4 +1,9 @@
-"""Model families and their registry. Importing this package loads no TensorFlow."""
+"""Model families and their registry. Importing this package loads no TensorFlow.
+
+``edgecls.models.transfer`` (pretrained weights, flattening, freezing, new heads)
+is imported on its own: it is the trainer's, not the registry's.
+"""
+from edgecls.models.macs import count_macs
 from edgecls.models.registry import (
     ModelError,
     ModelInfo,
@@ -9,4 +14,4 @@ from edgecls.models.registry import (
     register,
 )
 
-__all__ = ["register", "create", "list_models", "count_params", "get_info", "ModelInfo", "ModelError"]
+__all__ = ["register", "create", "list_models", "count_params", "count_macs", "get_info", "ModelInfo", "ModelError"]

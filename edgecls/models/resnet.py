@@ -1,9 +1,10 @@
-"""ResNet-8 of the MLPerf Tiny image-classification benchmark (CIFAR-10, ~78k parameters).
+"""ResNets: MLPerf Tiny's ResNet-8, and ResNet-18/50 v1 and pre-activation v2 (He et al. 2016a, 2016b).
 
-Follows the reference ``resnet_v1_eembc``: a 16-filter stem and three stacks
-(16, 32, 64 filters) of one basic residual block each; stacks 2 and 3 halve
-the resolution and use a 1x1 strided conv (no BN) as the shortcut. The
-reference's L2 kernel regularizer is left to the training recipe.
+ResNet-8 follows the MLPerf Tiny reference ``resnet_v1_eembc`` (CIFAR-10,
+~78k parameters): a 16-filter stem and three stacks (16, 32, 64 filters) of
+one basic residual block each; stacks 2 and 3 halve the resolution and use a
+1x1 strided conv (no BN) as the shortcut. The reference's L2 kernel
+regularizer is left to the training recipe.
 """
 from __future__ import annotations
 
@@ -54,7 +55,10 @@ def resnet8(num_classes: int, input_shape: tuple[int, int, int], *, width: float
 # biases, BN epsilon, where the stride sits, names like ``conv3_block1_2_conv``) so its ImageNet
 # weights load by name; the basic-block variants use the same names and conventions.
 _EPSILON = 1.001e-5  # keras.applications' ResNet BN epsilon
-_V2_NOTE = "pre-activation puts BatchNormalization after Add, with no conv to fold it into; tfmot's default 8-bit scheme cannot quantize it"
+_V2_NOTE = (
+    "pre-activation puts BatchNormalization after Add, with no conv to fold it into; tfmot's default 8-bit "
+    "scheme cannot quantize a standalone BatchNormalization (compress: quantize leaves those layers float)"
+)
 
 
 def _resnet(
@@ -94,7 +98,8 @@ def _resnet(
             else:
                 strided = b == 1 and stage > 2
             block = _bottleneck if bottleneck else _basic
-            x = block(x, L.scaled(f, width), stride=2 if strided else 1, first=b == 1, v2=v2, name=f"conv{stage}_block{b}")
+            x = block(x, L.scaled(f, width), stride=2 if strided else 1, first=b == 1, v2=v2,
+                      name=f"conv{stage}_block{b}")
     if v2:
         x = layers.ReLU(name="post_relu")(layers.BatchNormalization(epsilon=_EPSILON, name="post_bn")(x))
     outputs = L.classifier(x, num_classes, dropout)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from edgecls.models.macs import leaf_layers
 from edgecls.models.registry import ModelError, get_info
@@ -118,7 +118,7 @@ def _load_imagenet(model: Any, model_name: str, options: dict) -> WeightsReport:
                          f"keras.applications; models that have them: {have}; or give a local .h5/.keras path")
     from edgecls._tf import keras
 
-    h, w, channels = model.input_shape[1:]
+    h, w = model.input_shape[1:3]
     kwargs: dict[str, Any] = {"include_top": False, "weights": "imagenet", "input_shape": (max(h, 32), max(w, 32), 3)}
     if info.imagenet.startswith("MobileNet"):
         kwargs["alpha"] = options.get("width", 1.0)
@@ -269,7 +269,8 @@ def _inline(model: Any, inputs: list[Any], names: set[str], *, prefix: str, trai
     copies: dict[int, Any] = {}  # a layer applied twice keeps sharing one copy
 
     def mapped(structure: Any) -> Any:
-        return tf.nest.map_structure(lambda t: tensors[id(t)] if keras.backend.is_keras_tensor(t) else t, structure)
+        # Graph order maps every input tensor before use; anything else (training=False...) passes as is.
+        return tf.nest.map_structure(lambda t: tensors.get(id(t), t), structure)
 
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:

@@ -3,6 +3,7 @@
     classify MODEL IMAGE_OR_DIR... [--top-k 5] [--threads N] [--json] [--labels FILE]
     classify MODEL --camera 0 [--frames N]
     bench MODEL [--threads 2] [--runs 50] [--warmup 5] [--json]
+    eval MODEL --data test.npz [--threads N] [--json]
     info MODEL [--json]
     backends
 
@@ -205,7 +206,13 @@ def bench(model: str, *, threads: int | None = None, runs: int = 50, warmup: int
 
     if runs < 1 or warmup < 0 or batch < 1:
         raise UsageError(f"need --runs >= 1, --warmup >= 0 and --batch >= 1 (got {runs}, {warmup}, {batch})")
+    from edgecls.runtime.backends import load_backend
+
     with quiet_native_stderr(quiet):
+        load_backend(backend)  # imports first: init_ms is the model's, not the modules' (a zipapp compiles them)
+        with contextlib.suppress(ImportError):  # the metadata reader and the schema it reads (need flatbuffers)
+            import edgecls._vendor.tflite_schema  # noqa: F401
+            import edgecls.runtime.metadata  # noqa: F401
         timing = measure(model, num_threads=threads, runs=runs, warmup=warmup, backend=backend, delegate=delegate,
                          batch=batch)
     return timing.to_dict()
@@ -328,6 +335,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="one JSON object")
     common(b)
 
+    e = sub.add_parser("eval", help="accuracy, top-5, macro-F1 and ECE on labelled pixels (.npz), on all cores")
+    e.add_argument("model")
+    e.add_argument("--data", required=True, metavar="FILE.npz",
+                   help="pixels (N,H,W,3 uint8), labels (N,) and class_names, as edgecls bench writes them")
+    e.add_argument("--batch", type=_positive, default=None, metavar="N", help="images per invoke [default: by size]")
+    e.add_argument("--json", action="store_true", help="one JSON object: the classification report")
+    e.add_argument("--threads", type=_positive, default=None, metavar="N",
+                   help="cores: N processes with one interpreter thread each [default: all cores]")
+    e.add_argument("--backend", default=None, help="ai-edge-litert | tflite-runtime | tensorflow")
+    e.add_argument("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | library path "
+                   "(accelerator delegates run in one process)")
+    e.add_argument("--verbose", action="store_true", help="show the interpreters' native log lines")
+
     i = sub.add_parser("info", help="what the model takes and returns, and how it will be preprocessed")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
@@ -361,6 +381,16 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(json.dumps(result), file=out)
         else:
             _print_bench(result, out)
+        return 0
+    if args.command == "eval":
+        from edgecls.runtime.evaluate import evaluate, print_summary
+
+        report = evaluate(args.model, args.data, threads=args.threads, batch=args.batch, backend=args.backend,
+                          delegate=args.delegate)
+        if args.json:
+            print(json.dumps(report), file=out)
+        else:
+            print_summary(report, out)
         return 0
     if args.command == "info":
         clf = load_classifier(args.model, threads=args.threads, labels=args.labels, backend=args.backend,

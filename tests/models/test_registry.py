@@ -9,7 +9,12 @@ import pytest
 
 from edgecls.models import ModelError, ModelInfo, count_params, create, get_info, list_models, register, registry
 
-ALL_MODELS = ["efficientnet_b0", "lenet5", "mobilenet_v2", "mobilenet_v3_small", "resnet8", "small_cnn"]
+ALL_MODELS = [
+    "alexnet", "densenet121", "densenet_small", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+    "efficientnet_b3", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "inception_small", "lenet5",
+    "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet18_v2", "resnet50",
+    "resnet50_v2", "resnet8", "resnet8_v2", "small_cnn", "vgg16", "vgg_small", "vit_tiny",
+]
 
 
 @pytest.fixture
@@ -30,10 +35,12 @@ def test_lists_every_family_sorted() -> None:
 @pytest.mark.parametrize(
     "pattern, expected",
     [
-        ("mobilenet*", ["mobilenet_v2", "mobilenet_v3_small"]),
-        ("*net*", ["efficientnet_b0", "lenet5", "mobilenet_v2", "mobilenet_v3_small", "resnet8"]),
+        ("mobilenet*", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]),
+        ("*lite?", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]),
         ("resnet?", ["resnet8"]),
-        ("vit*", []),
+        ("resnet*_v2", ["resnet18_v2", "resnet50_v2", "resnet8_v2"]),
+        ("vit*", ["vit_tiny"]),
+        ("convnext*", []),
     ],
 )
 def test_list_patterns(pattern: str, expected: list[str]) -> None:
@@ -45,9 +52,13 @@ def test_model_info_fields() -> None:
     assert info.family == "small_cnn"
     assert info.options == ("width", "depth", "dropout")
     assert info.default_input == (32, 32, 3)
-    assert get_info("mobilenet_v2").options == ("width", "dropout", "stem_stride")
+    assert get_info("mobilenet_v2").options == ("width", "dropout", "stem_stride", "depth")
     assert get_info("efficientnet_b0").options == ("width", "depth", "dropout", "drop_connect", "lite")
-    assert {i.name for i in list_models() if i.qat} == {"lenet5", "small_cnn", "resnet8", "mobilenet_v2"}
+    assert get_info("vit_tiny").options == ("width", "depth", "patch_size", "heads", "mlp_ratio", "dropout")
+    assert {i.name for i in list_models() if i.qat} == {
+        "lenet5", "small_cnn", "alexnet", "vgg_small", "vgg16", "inception_small", "resnet8", "resnet18", "resnet50",
+        "mobilenet_v1", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
+    assert get_info("resnet50").imagenet == "ResNet50" and get_info("resnet18").imagenet == ""
     for info in list_models():
         assert info.qat or info.qat_note, info.name  # a model that cannot be QAT-ed says why
 

@@ -1,0 +1,262 @@
+"""``edgecls bench``: every exported variant, scored for accuracy and timed on one device.
+
+Reads ``export/export.json`` and ``export/*.tflite`` (and the recipe and
+split, for the test images); writes ``bench/<device>/``: report.json,
+report.csv, report.md, pareto.png and confusion-<variant>.png. The steps:
+
+1. open the device (connect; check its Python, numpy and interpreter
+   package): a failure here is one line naming device and step, and nothing
+   is written;
+2. stage the runtime zipapp, the models and the test split on it;
+3. per variant and delegate: the accuracy on the test split with all cores
+   (on the device; on this host for adb), then the latency per thread count,
+   each in a fresh process;
+4. rows that fail say why in their status; the others are measured.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fnmatch
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from edgecls import __version__
+from edgecls.bench import accuracy as acc
+from edgecls.bench import latency as lat
+from edgecls.bench.report import mark_front, summarize, write_report
+from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
+from edgecls.errors import StageError, UsageError
+from edgecls.recipe.typed import to_plain
+from edgecls.rundir import RunDir
+
+log = logging.getLogger("edgecls.bench")
+
+
+def parse_threads(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """'1,2,4' -> (1, 2, 4); None stays None; anything else is a UsageError."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        try:
+            values = tuple(int(p) for p in parts)
+        except ValueError:
+            raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2,4; got {text!r}") from None
+    else:
+        values = tuple(int(v) for v in text)
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2,4; got {text!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _variants(run: RunDir, device: DeviceRecipe) -> list[dict]:
+    from edgecls.export.stage import export_json
+
+    path = export_json(run)
+    if not path.exists():
+        raise StageError(f"{path} not found: run `edgecls export {run.root}` first")
+    from edgecls import fileio
+
+    entries = fileio.read_json(path).get("variants", [])
+    chosen = [e for e in entries if any(fnmatch.fnmatchcase(e["name"], p) for p in device.variants)]
+    if not chosen:
+        names = ", ".join(e["name"] for e in entries) or "none"
+        raise StageError(f"no exported variant of {run.root} matches the device's variants "
+                         f"({', '.join(device.variants)}); exported: {names}")
+    return chosen
+
+
+def _model_file(run: RunDir, entry: dict, suffix: str) -> Path:
+    path = run.root / entry.get("path", f"export/{entry['name']}.tflite")
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}") if suffix else path
+
+
+def _missing_reason(path: Path, run: RunDir, suffix: str) -> str:
+    rel = os.path.relpath(path, run.root)
+    if suffix == "_edgetpu":
+        return (f"model: {rel} not found: compile it with the Edge TPU compiler, "
+                f"edgetpu_compiler -o {run.export} {path.with_name(path.name.replace(suffix, ''))}")
+    return f"model: {rel} not found (run edgecls export again)"
+
+
+def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceRecipe = "local", *,
+              threads: Sequence[int] | str | None = None, runs: int | None = None, warmup: int | None = None,
+              out_dir: str | os.PathLike | None = None, plots: bool = True) -> dict:
+    """Benchmark every exported variant of ``run_dir`` on ``device`` (a name, a recipe path or a DeviceRecipe).
+
+    ``threads``/``runs``/``warmup`` override the device recipe's. Returns the
+    report (also written to ``bench/<device>/report.json``). Raises DeviceError
+    when the device cannot be used at all, StageError when the run has no export.
+    """
+    run = RunDir(Path(run_dir))
+    dev = device if isinstance(device, DeviceRecipe) else load_device(device)
+    thread_counts = parse_threads(threads) or dev.threads
+    runs = dev.runs if runs is None else int(runs)
+    warmup = dev.warmup if warmup is None else int(warmup)
+    if runs < 1 or warmup < 0:
+        raise UsageError(f"--runs must be >= 1 and --warmup >= 0 (got {runs}, {warmup})")
+    entries = _variants(run, dev)
+    out = Path(out_dir) if out_dir else run.bench(dev.name)
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    models: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    for e in entries:
+        path = _model_file(run, e, dev.model_suffix)
+        if path.is_file():
+            models[e["name"]] = path
+        else:
+            missing[e["name"]] = _missing_reason(path, run, dev.model_suffix)
+
+    with tempfile.TemporaryDirectory(prefix="edgecls-bench-") as tmp:
+        from edgecls.runtime.pack import build_zipapp
+
+        split = acc.write_test_npz(run, tmp)
+        pyz = build_zipapp(Path(tmp) / "edgecls-runtime.pyz")
+        log.info("bench: %d variant(s) of %s on %s (%s); test split %d images; threads %s; %d runs after %d "
+                 "warm-up", len(entries), run.root, dev.name, dev.where, split.size,
+                 ",".join(map(str, thread_counts)), runs, warmup)
+        runner = make_runner(dev)
+        evaluator = runner if runner.evaluates_on_device else acc.host_runner(dev)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(runner)  # closes (cleans the device up) however this block ends
+            info = runner.open()
+            log.info("bench: %s: %s", dev.name, _describe(info))
+            on_device = runner.evaluates_on_device
+            runner.stage(models, split.path if on_device else None, pyz if on_device else None)
+            if not on_device:
+                stack.enter_context(evaluator)
+                evaluator.open()
+                evaluator.stage(models, split.path, pyz)
+            rows, evaluations = _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs,
+                                         warmup)
+
+    mark_front(rows)
+    report = {
+        "device": dev.name, "connect": dev.connect, "where": dev.where, "device_info": info,
+        "device_recipe": to_plain(dev), "run_dir": str(run.root), "recipe": _recipe_name(run),
+        "created": created, "edgecls_version": __version__, "threads": list(thread_counts), "runs": runs,
+        "warmup": warmup, "test_images": split.size, "class_names": list(split.class_names),
+        "accuracy_on": "device" if runner.evaluates_on_device else "host",
+        **summarize(rows), "rows": rows, "evaluations": evaluations,
+    }
+    report["plots"] = _plots(out, report) if plots else {"skipped": "plots=False"}
+    write_report(out, report)
+    report["out_dir"] = str(out)
+    state = "complete" if report["complete"] else f"INCOMPLETE: {report['rows_failed']} of {report['rows_total']} " \
+                                                  "rows failed"
+    log.info("bench: %s -> %s (%s)", dev.name, out / "report.json", state)
+    return report
+
+
+def bench_run(run: RunDir, device: str) -> dict:
+    """What ``edgecls run RECIPE --device NAME`` calls after export: the device recipe's own settings."""
+    return run_bench(run.root, device)
+
+
+def _recipe_name(run: RunDir) -> str | None:
+    try:
+        import yaml
+
+        return (yaml.safe_load(run.recipe.read_text()) or {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _describe(info: dict) -> str:
+    parts = [info.get("model") or info.get("hostname"), info.get("system"), info.get("machine") or info.get("abi"),
+             f"{info['cpu_count']} cores" if info.get("cpu_count") else None,
+             f"Python {info['python']}" if info.get("python") else None,
+             f"numpy {info['numpy']}" if info.get("numpy") else None,
+             f"{info.get('backend')} {info.get('backend_version') or ''}".strip() if info.get("backend") else None]
+    return ", ".join(str(p) for p in parts if p)
+
+
+def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup):
+    rows: list[dict] = []
+    evaluations: list[dict] = []
+    total = len(entries) * len(dev.delegates) * (1 + len(thread_counts))
+    step = 0
+    for e in entries:
+        name = e["name"]
+        size = os.path.getsize(models[name]) if name in models else e.get("size_bytes")
+        for delegate in dev.delegates:
+            base = {"variant": name, "mode": e.get("mode"), "delegate": delegate, "device": dev.name,
+                    "size_bytes": size, "accuracy_on": "device" if evaluator is runner else "host"}
+            if name in missing:
+                step += 1 + len(thread_counts)
+                log.info("bench: [%d/%d] %s: %s", step, total, name, missing[name])
+                for t in thread_counts:
+                    rows.append({**base, "threads": t, **acc.row_fields(None), **lat.row_fields(None),
+                                 "status": f"failed: {missing[name]}"})
+                continue
+            step += 1
+            acc_error = None
+            report = None
+            try:
+                report = evaluator.evaluate(name, delegate=delegate if evaluator is runner else None)
+                evaluations.append({"variant": name, "delegate": delegate, "on": base["accuracy_on"],
+                                    **acc.summary(report)})
+                log.info("bench: [%d/%d] %s%s: accuracy %.4f, macro-F1 %.4f, ECE %.4f (%d images, %s process(es), "
+                         "%.2f s%s)", step, total, name, _d(delegate, dev), report["accuracy"], report["macro_f1"],
+                         report["ece"], report["num_examples"], report.get("workers"), report.get("seconds", 0),
+                         "" if evaluator is runner else ", on this host")
+            except StepFailed as err:
+                acc_error = f"{err.step}: {err.reason}"
+                log.warning("bench: [%d/%d] %s%s: accuracy FAILED: %s", step, total, name, _d(delegate, dev),
+                            err.reason)
+            for t in thread_counts:
+                step += 1
+                result, lat_error = None, None
+                try:
+                    result = runner.latency(name, threads=t, runs=runs, warmup=warmup, delegate=delegate)
+                    p = result.get("p50_ms")
+                    log.info("bench: [%d/%d] %s%s threads=%d: %s %.4g ms, init %.3g ms%s", step, total, name,
+                             _d(delegate, dev), t, "p50" if p is not None else "mean",
+                             p if p is not None else result["mean_ms"], result.get("init_ms") or 0,
+                             f", peak {result['peak_rss_mb']:.0f} MiB" if result.get("peak_rss_mb") else "")
+                except StepFailed as err:
+                    lat_error = f"{err.step}: {err.reason}"
+                    log.warning("bench: [%d/%d] %s%s threads=%d: latency FAILED: %s", step, total, name,
+                                _d(delegate, dev), t, err.reason)
+                errors = [x for x in (acc_error, lat_error) if x]
+                rows.append({**base, "threads": t, **acc.row_fields(report), **lat.row_fields(result),
+                             "status": "ok" if not errors else "failed: " + "; ".join(errors)})
+    return rows, evaluations
+
+
+def _d(delegate: str, dev: DeviceRecipe) -> str:
+    return "" if len(dev.delegates) == 1 and delegate == "xnnpack" else f" [{delegate}]"
+
+
+def _plots(out: Path, report: dict) -> dict:
+    try:
+        from edgecls.bench.plots import confusion_plot, pareto_plot
+    except ImportError as err:  # pragma: no cover - matplotlib is in edgecls[plot]
+        return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
+    result: dict = {"confusion": {}}
+    try:
+        path = pareto_plot(report["rows"], out / "pareto.png",
+                           title=f"{report.get('recipe') or 'run'} on {report['device']}: accuracy vs latency")
+        result["pareto"] = path.name if path else None
+        if path is None and (out / "pareto.png").exists():
+            (out / "pareto.png").unlink()  # an older plot would pass for this report's
+        wanted = set()
+        for ev in report["evaluations"]:
+            if ev["variant"] in result["confusion"] or "confusion_matrix" not in ev:
+                continue
+            name = f"confusion-{ev['variant']}.png"
+            confusion_plot(ev["confusion_matrix"], report["class_names"], out / name,
+                           title=f"{ev['variant']} on {report['device']}: accuracy {ev['accuracy']:.4f}")
+            result["confusion"][ev["variant"]] = name
+            wanted.add(name)
+        for stale in out.glob("confusion-*.png"):  # variants no longer exported
+            if stale.name not in wanted:
+                stale.unlink()
+    except ImportError as err:
+        return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
+    return result

@@ -1,0 +1,31 @@
+"""Devices: recipes (devices/*.yaml) and the runners that measure models on them (local, ssh, adb).
+
+    from edgecls.devices import load_device, make_runner
+    device = load_device("raspberry-pi-5")
+    with make_runner(device) as runner:
+        runner.open(); runner.stage(models, data, runtime); runner.latency("int8", threads=4, runs=100, warmup=10)
+"""
+from __future__ import annotations
+
+from edgecls.devices.base import DeviceError, Runner, StepFailed
+from edgecls.devices.loader import list_devices, load_device, resolve_device
+from edgecls.devices.schema import DeviceRecipe
+
+
+def make_runner(device: DeviceRecipe) -> Runner:
+    """The runner for ``device.connect``."""
+    if device.connect == "ssh":
+        from edgecls.devices.ssh import SshRunner
+
+        return SshRunner(device)
+    if device.connect == "adb":
+        from edgecls.devices.adb import AdbRunner
+
+        return AdbRunner(device)
+    from edgecls.devices.local import LocalRunner
+
+    return LocalRunner(device)
+
+
+__all__ = ["DeviceError", "DeviceRecipe", "Runner", "StepFailed", "list_devices", "load_device", "make_runner",
+           "resolve_device"]

@@ -1,0 +1,11 @@
+"""Fixtures of the bench tests: the shared exported digits run."""
+from __future__ import annotations
+
+import pytest
+
+from tests.bench.exported import exported_run
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    return exported_run(tmp_path_factory)

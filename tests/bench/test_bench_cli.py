@@ -1,0 +1,51 @@
+"""``edgecls bench`` through the real command line, in a fresh process."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.bench.exported import copy_run, write_crashing_python
+from tests.helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def has_bench():
+    res = run_cli("bench", "--help")
+    if res.returncode != 0 or "--compare" not in res.stdout:
+        pytest.skip("`edgecls bench` is not wired into edgecls/cli.py yet")
+
+
+def test_bench_then_compare(has_bench, run_dir, tmp_path):
+    dev = tmp_path / "here.yaml"
+    dev.write_text("name: here\nconnect: local\nthreads: [1, 2]\nruns: 20\nwarmup: 3\n")
+    res = run_cli("bench", str(run_dir), "--device", str(dev), "--threads", "1", "--runs", "15",
+                  "--out", str(tmp_path / "here"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:3] == ["variant", "delegate", "thr"] and len(lines) == 4  # header, 2 rows, report:
+    assert "bench: [1/4] float32: accuracy" in res.stderr  # progress, then the table
+    report = json.loads((tmp_path / "here" / "report.json").read_text())
+    assert report["threads"] == [1] and report["runs"] == 15 and report["warmup"] == 3
+    res = run_cli("bench", "--compare", str(tmp_path / "here"), str(tmp_path / "here"), "--out", str(tmp_path / "c"))
+    assert res.returncode == 0 and res.stdout.startswith("device"), res.stderr
+    assert (tmp_path / "c" / "pareto.png").exists()
+
+
+def test_bench_exit_codes(has_bench, run_dir, tmp_path):
+    res = run_cli("bench", str(run_dir), "--device", "raspbery-pi-5")
+    assert res.returncode == 2 and "did you mean 'raspberry-pi-5'" in res.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nconnect: local\ntreads: [1]\n")
+    res = run_cli("bench", str(run_dir), "--device", str(bad))
+    assert res.returncode == 2 and res.stderr.strip() == f"error: {bad}:3: treads: unknown key; did you mean 'threads'?"
+    run = copy_run(run_dir, tmp_path / "run")
+    crashing = write_crashing_python(tmp_path, sys.executable, when="--threads 1")
+    dev = tmp_path / "crash.yaml"
+    dev.write_text(f"name: crash\nconnect: local\npython: {crashing}\nthreads: [1]\nruns: 10\nwarmup: 1\n")
+    res = run_cli("bench", str(run), "--device", str(dev))
+    assert res.returncode == 1, res.stderr
+    assert "crashed (SIGSEGV)" in res.stdout  # the table shows the failed rows
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 2 of 2 rows failed; the status column says why")
+    assert json.loads((run / "bench" / "crash" / "report.json").read_text())["complete"] is False
