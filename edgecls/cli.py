@@ -267,11 +267,12 @@ def recipes() -> None:
 @cli.command()
 @click.argument("pattern", default="*")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@click.option("--input-size", type=int, default=None, help="Count parameters at this input size (square).")
+@click.option("--input-size", type=int, default=None, help="Parameters and MACs at this input size (square).")
 @click.option("--classes", type=int, default=10, show_default=True, help="Classes for the parameter count.")
 def models(pattern: str, as_json: bool, input_size: int | None, classes: int) -> None:
     """List registered models matching PATTERN (fnmatch, e.g. 'mobilenet*'): name, family, parameters."""
-    from edgecls.models import count_params, list_models
+    from edgecls.models import create, list_models
+    from edgecls.models.macs import model_macs
 
     infos = list_models(pattern)
     if not infos:
@@ -279,17 +280,23 @@ def models(pattern: str, as_json: bool, input_size: int | None, classes: int) ->
     rows = []
     for info in infos:
         shape = (input_size, input_size, info.default_input[2]) if input_size else info.default_input
-        rows.append({"name": info.name, "family": info.family, "params": count_params(info.name, classes, shape),
-                     "input": list(shape), "qat": info.qat, "description": info.description})
+        model = create(info.name, classes, shape)
+        rows.append({"name": info.name, "family": info.family, "params": model.count_params(),
+                     "macs": model_macs(model), "input": list(shape), "qat": info.qat,
+                     "qat_note": info.qat_note, "description": info.description})
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
         return
-    click.echo(f"{'name':<20} {'family':<12} {'params':>10}  {'input':<11} {'QAT':<4} description")
+    click.echo(f"{'name':<20} {'family':<14} {'params':>11} {'MACs':>14}  {'input':<11} {'QAT':<4} description")
     for r in rows:
         size = "x".join(map(str, r["input"]))
-        click.echo(f"{r['name']:<20} {r['family']:<12} {r['params']:>10,}  {size:<11} "
-                   f"{'yes' if r['qat'] else 'no':<4} {r['description']}")
+        qat = "yes" if r["qat"] else "no*"
+        click.echo(f"{r['name']:<20} {r['family']:<14} {r['params']:>11,} {r['macs']:>14,}  {size:<11} {qat:<4} "
+                   f"{r['description']}")
+    notes = [r for r in rows if not r["qat"]]
+    for r in notes:
+        click.echo(f"* {r['name']}: PTQ only: {r['qat_note']}")
 
 
 def main(argv: list[str] | None = None) -> int:
