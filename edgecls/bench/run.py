@@ -179,6 +179,7 @@ def _describe(info: dict) -> str:
 def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup):
     rows: list[dict] = []
     evaluations: list[dict] = []
+    done: dict[tuple, dict] = {}
     total = len(entries) * len(dev.delegates) * (1 + len(thread_counts))
     step = 0
     for e in entries:
@@ -197,10 +198,13 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
             step += 1
             acc_error = None
             report = None
+            key = (name, delegate if evaluator is runner else None)  # on the host: one CPU evaluation per variant
             try:
-                report = evaluator.evaluate(name, delegate=delegate if evaluator is runner else None)
-                evaluations.append({"variant": name, "delegate": delegate, "on": base["accuracy_on"],
-                                    **acc.summary(report)})
+                if key not in done:
+                    done[key] = evaluator.evaluate(name, delegate=key[1])
+                    evaluations.append({"variant": name, "delegate": key[1] or "xnnpack",
+                                        "on": base["accuracy_on"], **acc.summary(done[key])})
+                report = done[key]
                 log.info("bench: [%d/%d] %s%s: accuracy %.4f, macro-F1 %.4f, ECE %.4f (%d images, %s process(es), "
                          "%.2f s%s)", step, total, name, _d(delegate, dev), report["accuracy"], report["macro_f1"],
                          report["ece"], report["num_examples"], report.get("workers"), report.get("seconds", 0),
