@@ -13,7 +13,7 @@ from typing import Any
 from edgecls.models.registry import check_int, register
 
 _QAT_NOTE = (
-    "PTQ only: tfmot's default 8-bit scheme has no quantize config for MultiHeadAttention or "
+    "tfmot's default 8-bit scheme has no quantize config for MultiHeadAttention or "
     "LayerNormalization; full-int8 post-training conversion works (attention becomes int8 BATCH_MATMUL "
     "and SOFTMAX, LayerNormalization int8 MEAN/SQUARED_DIFFERENCE/RSQRT)"
 )
