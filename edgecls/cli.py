@@ -248,7 +248,7 @@ def validate(recipe: str, overrides: tuple[str, ...], show: bool) -> None:
     rec = load_recipe(recipe, overrides)
     if show:
         click.echo(recipe_to_yaml(rec), nl=False)
-    click.echo(f"ok: {recipe} ({rec.name}: {rec.model.name} on {rec.data.source})")
+    click.echo(f"ok: {recipe} ({rec.name}: {rec.model.label} on {rec.data.source})")
 
 
 @cli.command()

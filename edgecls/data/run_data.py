@@ -94,7 +94,10 @@ def load_run_data(recipe: Recipe, run: RunDir, *, make_split: bool = False, writ
             raise StageError(f"{run.split} does not fit the data ({len(examples)} images): "
                              "the source changed since training; train again with --force")
     elif make_split:
-        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test, seed=recipe.seed)
+        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test,
+                                 seed=recipe.seed, train_per_class=d.splits.train_per_class)
+        if d.splits.train_per_class:
+            log.info("few-shot: %d training images per class", d.splits.train_per_class)
         if write:
             save_split(run.split, split, examples)
     else:

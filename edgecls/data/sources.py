@@ -3,7 +3,7 @@
 Sources and their options (the recipe schema fills defaults; :func:`load_source`
 fills them too, so it can be called directly):
 
-``digits``    {} -- scikit-learn's 1,797 real 8x8 handwritten digits, (N, 8, 8, 1).
+``digits``    {classes} -- scikit-learn's 1,797 real 8x8 handwritten digits, (N, 8, 8, 1), optionally a subset.
 ``shapes``    {image_size, classes, count, seed} -- procedural RGB shapes (see shapes.py).
 ``folder``    {path, on_bad_file: "skip"|"fail"} -- one sub-folder per class; file paths.
 ``tfrecord``  {path, image_key, label_key, text_key, class_names} -- encoded images in
@@ -47,7 +47,7 @@ SOURCES: tuple[str, ...] = ("digits", "shapes", "folder", "tfrecord", "keras", "
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {},
+    "digits": {"classes": None},
     "shapes": {"image_size": 64, "classes": ["circle", "square", "triangle", "star", "cross", "ring"],
                "count": 1200, "seed": 0},
     "folder": {"path": None, "on_bad_file": "skip"},
@@ -111,7 +111,12 @@ def _load_digits(opts: dict) -> Examples:
 
     digits = load_digits()
     images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    return Examples(images, digits.target.astype(np.int64), tuple(str(i) for i in range(10)))
+    keep = [int(c) for c in (opts.get("classes") or range(10))]
+    # Labels are renumbered 0..k-1 in the order given, so a subset is a k-class task (transfer recipes).
+    index = {digit: i for i, digit in enumerate(keep)}
+    mask = np.isin(digits.target, keep)
+    labels = np.array([index[int(t)] for t in digits.target[mask]], dtype=np.int64)
+    return Examples(images[mask], labels, tuple(str(c) for c in keep))
 
 
 def _load_shapes(opts: dict) -> Examples:

@@ -31,12 +31,19 @@ def _class_counts(n: int, validation: float, test: float) -> tuple[int, int]:
     return n_val, n_test
 
 
-def stratified_split(labels: np.ndarray, *, validation: float, test: float, seed: int) -> dict[str, np.ndarray]:
+def stratified_split(labels: np.ndarray, *, validation: float, test: float, seed: int,
+                     train_per_class: Optional[int] = None) -> dict[str, np.ndarray]:
     """Split indices 0..N-1 per class by the given fractions.
 
     Returns {"train", "validation", "test"}: sorted, disjoint int64 index
     arrays covering every index. The same labels and seed give the same split.
+    ``train_per_class`` (few-shot) keeps only that many training images per
+    class and leaves the rest out of every part, so validation and test are
+    the same images as without it: a few-shot model and a full one are
+    scored on the same test set.
     """
+    if train_per_class is not None and train_per_class < 1:
+        raise DataError(f"split: train_per_class must be >= 1, got {train_per_class}")
     for name, value in (("validation", validation), ("test", test)):
         if not 0.0 <= value < 1.0:
             raise DataError(f"split: {name} fraction must be in [0, 1), got {value}")
@@ -51,7 +58,7 @@ def stratified_split(labels: np.ndarray, *, validation: float, test: float, seed
         n_val, n_test = _class_counts(len(idx), validation, test)
         parts["validation"].append(idx[:n_val])
         parts["test"].append(idx[n_val:n_val + n_test])
-        parts["train"].append(idx[n_val + n_test:])
+        parts["train"].append(idx[n_val + n_test:][:train_per_class])
     return {k: np.sort(np.concatenate(v)).astype(np.int64) if v else np.zeros(0, np.int64)
             for k, v in parts.items()}
 

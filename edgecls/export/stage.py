@@ -106,10 +106,10 @@ def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, referen
     ops = op_report(raw)
     meta = ModelMetadata(
         name=f"{recipe.name}-{v.name}", version="1",
-        description=f"{recipe.model.name} trained by edgecls recipe '{recipe.name}', exported as {v.mode}",
+        description=f"{recipe.model.label} trained by edgecls recipe '{recipe.name}', exported as {v.mode}",
         labels=tuple(class_names), color_space="RGB", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
         output_kind="probabilities", resize=d.resize,
-        extra={"recipe": recipe.name, "model": recipe.model.name, "source": v.source, "mode": v.mode,
+        extra={"recipe": recipe.name, "model": recipe.model.label, "source": v.source, "mode": v.mode,
                "trained_channels": d.channels, "normalization": {"mean": list(d.normalize.mean),
                                                                  "std": list(d.normalize.std)}})
     blob = add_metadata(raw, meta)

@@ -90,6 +90,8 @@ def _check_model(recipe: Recipe, raw: dict, ctx: typed.Context) -> None:
 
     model_raw = raw.get("model", {})
     lines = getattr(model_raw, "lines", {})
+    if recipe.model.name is None:  # a backbone run: its architecture is checked when training loads it
+        return
     names = [m.name for m in registry.list_models()]
     if recipe.model.name not in names:
         hint = typed._suggest(recipe.model.name, names)

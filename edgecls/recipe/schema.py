@@ -17,7 +17,16 @@ from edgecls.recipe.typed import spec
 
 @dataclass(frozen=True, kw_only=True)
 class DigitsOptions:
-    """scikit-learn's load_digits: 1,797 real 8x8 handwritten digits. No options."""
+    """scikit-learn's load_digits: 1,797 real 8x8 handwritten digits."""
+    classes: Optional[tuple[int, ...]] = spec(None, help="digits to keep, e.g. [0, 1, 2, 3, 4] (default: all ten)")
+
+    def __post_init__(self):
+        if self.classes is not None:
+            bad = [c for c in self.classes if not 0 <= c <= 9]
+            if bad:
+                raise ValueError(f"classes: {bad[0]} is not a digit (0..9)")
+            if len(set(self.classes)) < 2:
+                raise ValueError("classes: needs at least 2 different digits")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +93,8 @@ class Normalize:
 class Splits:
     validation: float = spec(0.1, ge=0.0, lt=1.0, help="fraction of each class held out for validation")
     test: float = spec(0.2, gt=0.0, lt=1.0, help="fraction of each class held out for the test metrics")
+    train_per_class: Optional[int] = spec(
+        None, ge=1, help="few-shot: train on only this many images per class (drawn by the seed; test is unchanged)")
 
     def __post_init__(self):
         if self.validation + self.test >= 1.0:
@@ -130,8 +141,29 @@ class DataConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    name: str = spec(help="a registered model (edgecls models lists them)")
+    name: Optional[str] = spec(None, help="a registered model (edgecls models lists them)")
     options: dict[str, Any] = spec(default_factory=dict, help="builder options, e.g. width, dropout")
+    weights: Optional[str] = spec(
+        None, help="start from 'imagenet' (keras.applications weights) or a local .h5/.keras file, by layer name")
+    backbone: Optional[str] = spec(
+        None, help="few-shot/transfer: a trained run directory (or .keras file); a new head is trained on its features")
+
+    def __post_init__(self):
+        if self.name is None and self.backbone is None:
+            raise ValueError("name: a model needs a name (edgecls models lists them) or a backbone run to build on")
+        if self.name is not None and self.backbone is not None:
+            raise ValueError("backbone: a backbone run brings its own architecture; leave model.name out")
+        if self.weights is not None and self.backbone is not None:
+            raise ValueError("weights: give weights or backbone, not both (a backbone run brings its own weights)")
+        if self.backbone is not None and set(self.options) - {"dropout"}:
+            extra = sorted(set(self.options) - {"dropout"})[0]
+            raise ValueError(f"options: '{extra}' cannot change a backbone run's architecture; only dropout "
+                             "(of the new head) applies")
+
+    @property
+    def label(self) -> str:
+        """What to call the model in logs and metadata."""
+        return self.name or f"head on {self.backbone}"
 
 
 # --- training ---------------------------------------------------------------------------
@@ -164,8 +196,21 @@ class EarlyStopping:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FinetunePhase:
+    epochs: int = spec(ge=1, help="epochs of this phase")
+    unfreeze: Union[int, Literal["all"]] = spec(
+        0, help="layers with weights trained before the head: 0 = head only, N = also the backbone's last N, 'all'")
+    learning_rate: Optional[float] = spec(
+        None, gt=0.0, help="peak rate of this phase (default: train.optimizer's for the first, a tenth of it after)")
+
+    def __post_init__(self):
+        if not isinstance(self.unfreeze, str) and self.unfreeze < 0:
+            raise ValueError("unfreeze: must be >= 0 or 'all'")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    epochs: int = spec(10, ge=1)
+    epochs: int = spec(10, ge=1, help="epochs (with finetune: unused, each phase has its own)")
     batch_size: int = spec(64, ge=1, help="global batch, split over the replicas")
     optimizer: Optimizer = spec(default_factory=Optimizer)
     schedule: Schedule = spec(default_factory=Schedule)
@@ -187,6 +232,8 @@ class TrainConfig:
     steps_per_execution: int = spec(1, ge=1, help="train steps per tf.function call")
     deterministic: bool = spec(True, help="deterministic ops: the same seed gives the same model")
     checkpoints_to_keep: int = spec(3, ge=1, help="per-epoch weight checkpoints kept in train/checkpoints")
+    finetune: tuple[FinetunePhase, ...] = spec(
+        (), help="transfer learning: phases run in order, e.g. the head with the backbone frozen, then more layers")
 
 
 # --- compression (tfmot) -----------------------------------------------------------------------

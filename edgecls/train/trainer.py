@@ -19,10 +19,36 @@ import numpy as np
 from edgecls import fileio, metrics
 from edgecls.errors import StageError
 from edgecls.recipe import diff_recipes, load_recipe, save_recipe
-from edgecls.recipe.schema import Recipe
+from edgecls.recipe.schema import Recipe, TrainConfig
 from edgecls.rundir import RunDir
 
 log = logging.getLogger("edgecls.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One model.fit: epochs [first_epoch, first_epoch + epochs), with what is trainable and the peak rate."""
+
+    first_epoch: int
+    epochs: int
+    unfreeze: int | str | None = None  # None: leave trainable flags as built (plain training)
+    learning_rate: float | None = None  # None: train.optimizer.learning_rate
+
+
+def plan_phases(cfg: TrainConfig) -> list[Phase]:
+    """train.finetune as fit calls; without it, one phase of train.epochs.
+
+    A phase without its own rate takes train.optimizer's for the first phase and a
+    tenth of it after (the Keras transfer-learning guide's low rate for fine-tuning).
+    """
+    if not cfg.finetune:
+        return [Phase(0, cfg.epochs)]
+    phases, first = [], 0
+    for i, p in enumerate(cfg.finetune):
+        rate = p.learning_rate or (None if i == 0 else cfg.optimizer.learning_rate / 10)
+        phases.append(Phase(first, p.epochs, p.unfreeze, rate))
+        first += p.epochs
+    return phases
 
 
 def _has_backup(run: RunDir) -> bool:
@@ -77,8 +103,9 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
 
     from edgecls._tf import keras, tf
     from edgecls.data.run_data import load_run_data
-    from edgecls.models import create
+    from edgecls.models.transfer import freeze_backbone
     from edgecls.train.callbacks import EpochCheckpoint, EpochLog, HistoryCSV
+    from edgecls.train.start import build_model
     from edgecls.train.optim import build_optimizer, build_schedule
 
     keras.utils.set_random_seed(recipe.seed)
@@ -104,9 +131,11 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     if recipe.train.scale_lr and info.replicas > 1:  # the linear scaling rule; pair it with warm-up
         opt_cfg = dataclasses.replace(opt_cfg, learning_rate=opt_cfg.learning_rate * info.replicas)
         log.info("learning rate scaled by %d replicas to %g", info.replicas, opt_cfg.learning_rate)
-    with info.strategy.scope():
-        model = create(recipe.model.name, k, input_shape, **recipe.model.options)
-        opt = build_optimizer(opt_cfg, build_schedule(opt_cfg, recipe.train.schedule, steps, recipe.train.epochs))
+    phases = plan_phases(recipe.train)
+
+    def compile_phase(model, phase: Phase) -> None:
+        cfg = dataclasses.replace(opt_cfg, learning_rate=phase.learning_rate or opt_cfg.learning_rate)
+        opt = build_optimizer(cfg, build_schedule(cfg, recipe.train.schedule, steps, phase.epochs))
         model_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
         if k >= 5:
             model_metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
@@ -114,11 +143,13 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing),
                       metrics=model_metrics, jit_compile=recipe.train.jit_compile,
                       steps_per_execution=recipe.train.steps_per_execution)
-    log.info("model: %s, %s parameters, input %s", recipe.model.name, f"{model.count_params():,}", input_shape)
+
+    with info.strategy.scope():
+        model = build_model(recipe, k, input_shape)
+    log.info("model: %s, %s parameters, input %s", recipe.model.label, f"{model.count_params():,}", input_shape)
 
     run.train.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir=str(run.backup)),
         EpochCheckpoint(run.checkpoints, keep=recipe.train.checkpoints_to_keep, enabled=info.is_chief),
         HistoryCSV(run.history, enabled=info.is_chief),
         EpochLog(),
@@ -132,14 +163,39 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience, min_delta=es.min_delta,
                                                        restore_best_weights=es.restore_best))
     t0 = time.perf_counter()
-    try:
-        model.fit(train_ds, validation_data=val_ds, epochs=recipe.train.epochs, callbacks=callbacks,
-                  class_weight=class_weight, verbose=1 if sys.stderr.isatty() else 0)
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
-        if recipe.train.strategy != "multi_worker":
-            raise
-        raise StrategyError(f"a worker stopped answering ({type(err).__name__}); restart every worker with "
-                            "--resume: training goes on from the last epoch's backup", hard_exit=True) from None
+    for i, phase in enumerate(phases):
+        # A finished phase leaves its weights in the backup folder: a resumed run skips it.
+        done = run.backup / f"phase-{i + 1}-done.weights.h5"
+        if len(phases) > 1 and done.is_file():
+            model.load_weights(str(done))
+            log.info("phase %d/%d was done before the interruption; its weights are loaded", i + 1, len(phases))
+            continue
+        with info.strategy.scope():
+            if phase.unfreeze is not None:
+                trainable = freeze_backbone(model, None if phase.unfreeze == 0 else
+                                            (10**9 if phase.unfreeze == "all" else phase.unfreeze))
+                log.info("phase %d/%d: %d epoch(s) at lr %g, backbone %s; %d trainable weight tensors", i + 1,
+                         len(phases), phase.epochs, phase.learning_rate or opt_cfg.learning_rate,
+                         "frozen" if phase.unfreeze == 0 else f"unfrozen: {phase.unfreeze}", trainable)
+            compile_phase(model, phase)
+        backup = run.backup if len(phases) == 1 else run.backup / f"phase-{i + 1}"
+        try:
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch,
+                      epochs=phase.first_epoch + phase.epochs,
+                      callbacks=[keras.callbacks.BackupAndRestore(backup_dir=str(backup)), *callbacks],
+                      class_weight=class_weight, verbose=1 if sys.stderr.isatty() else 0)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
+            if recipe.train.strategy != "multi_worker":
+                raise
+            raise StrategyError(f"a worker stopped answering ({type(err).__name__}); restart every worker with "
+                                "--resume: training goes on from the last epoch's backup", hard_exit=True) from None
+        if len(phases) > 1 and i + 1 < len(phases):
+            if info.is_chief:
+                with fileio.atomic_path(done, suffix=".weights.h5") as tmp:
+                    model.save_weights(str(tmp))
+            else:
+                with tempfile.TemporaryDirectory(prefix="edgecls-worker-") as tmp:
+                    model.save_weights(str(Path(tmp) / "w.weights.h5"))
     train_seconds = time.perf_counter() - t0
     if info.is_chief:  # BackupAndRestore empties its folder at the end; drop the folder too
         shutil.rmtree(run.backup, ignore_errors=True)
