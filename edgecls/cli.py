@@ -184,11 +184,13 @@ def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
 @click.option("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | path of a delegate library.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Decoding threads ahead of the model.")
+@click.option("--interpreters", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Copies of the model side by side, each with threads/N threads: more images/s for many files.")
 @click.option("--camera", default=None, metavar="N",
               help="Classify frames of OpenCV camera N (or a video file); prints top-1 and FPS.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="With --camera: stop after N frames.")
 def classify(model, inputs, top_k, threads, as_json, labels, mean, std, resize, output_kind, draft, backend,
-             delegate, workers, camera, frames):
+             delegate, workers, interpreters, camera, frames):
     """Classify images, .npy arrays and folders (or --camera frames) with a .tflite MODEL; no TensorFlow needed."""
     from edgecls.runtime.cli import classify_camera, classify_paths, parse_floats
 
@@ -200,7 +202,7 @@ def classify(model, inputs, top_k, threads, as_json, labels, mean, std, resize, 
             raise UsageError("give either images or --camera, not both")
         code = classify_camera(model, int(camera) if camera.isdigit() else camera, frames=frames, **common, **pre)
     else:
-        code = classify_paths(model, list(inputs), top_k=top_k, workers=workers, **common, **pre)
+        code = classify_paths(model, list(inputs), top_k=top_k, workers=workers, interpreters=interpreters, **common, **pre)
     if code:
         raise SystemExit(code)  # some inputs failed; each already printed its one "error:" line
 

@@ -308,41 +308,93 @@ class Classifier:
             results.extend(self.top_k(row, top_k) for row in probs)
         return results
 
+    def replicate(self, num_threads: int | None = None) -> "Classifier":
+        """The same classifier (model, labels, preprocessing) on its own interpreter, for another thread."""
+        twin = Classifier(self.runner.copy(num_threads), labels=self.labels, mean=self.mean, std=self.std,
+                          resize=self.resize, output_kind=self.output_kind, metadata=self.metadata, draft=self.draft)
+        twin._auto_kind = self._auto_kind
+        return twin
+
     def classify_iter(self, sources: Iterable[Any], top_k: int = 5, *, workers: int = 1, prefetch: int = 4,
-                      errors: str = "raise") -> Iterator[tuple[Any, list[Prediction] | EdgeclsError]]:
+                      errors: str = "raise", interpreters: int = 1,
+                      ) -> Iterator[tuple[Any, list[Prediction] | EdgeclsError]]:
         """Yield ``(source, predictions)`` in order, decoding ahead in ``workers`` threads while the model runs.
 
         Decoding (Pillow) and inference (the interpreter) both release the GIL,
-        so on a multi-core CPU the two overlap. With ``errors="return"`` an
-        image that cannot be decoded yields ``(source, ImageError)`` and the
-        iteration goes on; with ``"raise"`` the error is raised.
+        so on a multi-core CPU the two overlap. ``interpreters=N`` instead runs
+        N copies of the model, each in its own thread with ``threads // N``
+        interpreter threads, each decoding and classifying whole images: on a
+        multi-core CPU that gives more images per second than one interpreter
+        using every core (no per-layer synchronisation, decoding spread over
+        the cores), at the cost of N times the interpreter's memory. With
+        ``errors="return"`` an image that cannot be decoded yields
+        ``(source, ImageError)`` and the iteration goes on; with ``"raise"``
+        the error is raised.
         """
         if errors not in ("raise", "return"):
             raise UsageError(f"errors must be 'raise' or 'return', got {errors!r}")
-        if workers < 1:
-            raise UsageError(f"workers must be at least 1, got {workers}")
+        for what, n in (("workers", workers), ("interpreters", interpreters)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise UsageError(f"{what} must be a positive integer, got {n!r}")
+        if interpreters > 1:
+            job, threads, name = self._replica_job(top_k, interpreters), interpreters, "edgecls-classify"
+        else:
+            job, threads, name = self._safe_preprocess, workers, "edgecls-decode"
         it = iter(sources)
         pending: collections.deque = collections.deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgecls-decode") as pool:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) as pool:
             def fill() -> None:
-                while len(pending) < max(prefetch, workers):
+                while len(pending) < max(prefetch, 2 * threads if interpreters > 1 else threads):
                     try:
                         src = next(it)
                     except StopIteration:
                         return
-                    pending.append((src, pool.submit(self._safe_preprocess, src)))
+                    pending.append((src, pool.submit(job, src)))
 
-            fill()
-            while pending:
-                src, fut = pending.popleft()
+            try:
                 fill()
-                tensor = fut.result()
-                if isinstance(tensor, EdgeclsError):
-                    if errors == "raise":
-                        raise tensor
-                    yield src, tensor
-                    continue
-                yield src, self.top_k(self.predict(tensor)[0], top_k)
+                while pending:
+                    src, fut = pending.popleft()
+                    fill()
+                    result = fut.result()
+                    if isinstance(result, EdgeclsError):
+                        if errors == "raise":
+                            raise result
+                        yield src, result
+                    elif interpreters > 1:
+                        yield src, result
+                    else:
+                        yield src, self.top_k(self.predict(result)[0], top_k)
+            finally:
+                for _, fut in pending:
+                    fut.cancel()
+                if interpreters > 1:
+                    job.close()  # type: ignore[attr-defined]
+
+    def _replica_job(self, top_k: int, n: int) -> Any:
+        """fn(source) -> predictions or the ImageError, on the calling thread's own replica (made on first use)."""
+        import threading
+
+        local, made, lock = threading.local(), [], threading.Lock()
+        per = max(1, self.num_threads // n)
+
+        def job(src: Any) -> list[Prediction] | EdgeclsError:
+            clf = getattr(local, "clf", None)
+            if clf is None:
+                clf = local.clf = self.replicate(per)
+                with lock:
+                    made.append(clf)
+            tensor = clf._safe_preprocess(src)
+            if isinstance(tensor, EdgeclsError):
+                return tensor
+            return clf.top_k(clf.predict(tensor)[0], top_k)
+
+        def close() -> None:
+            for clf in made:
+                clf.close()
+
+        job.close = close  # type: ignore[attr-defined]
+        return job
 
     def _safe_preprocess(self, src: Any) -> np.ndarray | EdgeclsError:
         try:

@@ -106,7 +106,7 @@ def _missing_file_error(path: str) -> ImageError | None:
 
 def classify_paths(model: str, inputs: Sequence[str], *, top_k: int = 5, threads: int | None = None,
                    labels: str | None = None, backend: str | None = None, delegate: str | None = None,
-                   as_json: bool = False, workers: int = 1, out: TextIO | None = None,
+                   as_json: bool = False, workers: int = 1, interpreters: int = 1, out: TextIO | None = None,
                    err: TextIO | None = None, **preprocessing: Any) -> int:
     """Classify image files and folders with ``model``; print a table or JSON lines; return the exit code.
 
@@ -136,7 +136,8 @@ def classify_paths(model: str, inputs: Sequence[str], *, top_k: int = 5, threads
             print(f"error: {missing}", file=err)
         else:
             existing.append(p)
-    for path, result in clf.classify_iter(existing, top_k=k, workers=workers, errors="return"):
+    for path, result in clf.classify_iter(existing, top_k=k, workers=workers, interpreters=interpreters,
+                                          errors="return"):
         if isinstance(result, EdgeclsError):
             failures += 1
             print(f"error: {result}", file=err)
@@ -324,6 +325,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     c.add_argument("--frames", type=_positive, default=None, metavar="N", help="with --camera: stop after N frames")
     c.add_argument("--workers", type=_positive, default=1, metavar="N",
                    help="decoding threads that work ahead of the model [default: 1]")
+    c.add_argument("--interpreters", type=_positive, default=1, metavar="N",
+                   help="N copies of the model side by side, each decoding and classifying whole images with "
+                        "threads/N interpreter threads: more images/s for many files on a multi-core CPU [default: 1]")
     add_preprocessing_options(c)
     common(c)
 
@@ -373,7 +377,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                    **_preprocessing(args))
         return classify_paths(args.model, args.inputs, top_k=args.top_k, threads=args.threads, labels=args.labels,
                               backend=args.backend, delegate=args.delegate, as_json=args.json,
-                              workers=args.workers, out=out, err=err, **_preprocessing(args))
+                              workers=args.workers, interpreters=args.interpreters, out=out, err=err,
+                              **_preprocessing(args))
     if args.command == "bench":
         result = bench(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup, backend=args.backend,
                        delegate=args.delegate, batch=args.batch, quiet=quiet)

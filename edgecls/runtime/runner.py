@@ -70,6 +70,7 @@ class Runner:
         self.model = model
         self.num_threads = num_threads or default_threads()
         self.delegate = delegate_kind(delegate)
+        self._options = {"delegate": delegate, "delegate_options": delegate_options}  # for copy()
         self._backend: Backend = load_backend(backend)
         self._lock = threading.Lock()
         t0 = time.perf_counter()
@@ -97,6 +98,11 @@ class Runner:
             raise RuntimeModelError(f"{name}: the model has no usable output")
         self.output = self.outputs[0]
         self.height, self.width, self.channels = (int(v) for v in shape[1:])
+
+    def copy(self, num_threads: int | None = None) -> "Runner":
+        """A second interpreter on the same model, backend and delegate (interpreters are not shared by threads)."""
+        return Runner(self.model, name=self.name, num_threads=num_threads or self.num_threads,
+                      backend=self._backend.name, check=False, **self._options)
 
     # -- properties
     @property

@@ -145,6 +145,27 @@ def test_classify_iter_decodes_ahead_and_reports_bad_inputs(rt, tmp_path):
         list(clf.classify_iter(srcs, top_k=1))
 
 
+@pytest.mark.parametrize("model", ["float", "int8"])
+def test_parallel_interpreters_give_the_same_answers_in_order(rt, tmp_path, model):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    clf = Classifier.from_file(getattr(rt, model), num_threads=2, **NORM)
+    files = sorted(rt.images.iterdir())
+    srcs = (files[:2] + [bad] + files[2:]) * 3
+    out = list(clf.classify_iter(srcs, top_k=3, interpreters=2, errors="return"))
+    assert [s for s, _ in out] == srcs
+    assert all(isinstance(r, ImageError) for s, r in out if s == bad)
+    want = {f: clf.classify(f, top_k=3) for f in files}
+    for s, r in out:
+        if s != bad:  # the same interpreter arithmetic on every copy: equal scores, not just labels
+            assert [(p.index, p.label) for p in r] == [(p.index, p.label) for p in want[s]]
+            np.testing.assert_allclose([p.score for p in r], [p.score for p in want[s]], atol=1e-6)
+    with pytest.raises(ImageError):
+        list(clf.classify_iter(srcs, interpreters=2))
+    with pytest.raises(UsageError, match="interpreters must be a positive integer"):
+        list(clf.classify_iter(srcs, interpreters=0))
+
+
 def test_predict_checks_the_tensor(rt):
     clf = Classifier.from_file(rt.int8, **NORM)
     h, w = INPUT_HW

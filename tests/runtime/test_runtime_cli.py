@@ -48,6 +48,16 @@ def test_classify_table_and_json(rt):
     assert set(rows[0]["predictions"][0]) == {"label", "index", "score"} and len(rows[0]["predictions"]) == 3
 
 
+def test_classify_with_parallel_interpreters_prints_the_same(rt, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    args = ["classify", str(rt.int8), str(rt.images), str(bad), "--json", "--threads", "2", *NORM_ARGS]
+    one, two = run_runtime(*args), run_runtime(*args, "--interpreters", "2")
+    assert one.returncode == two.returncode == 1  # the broken file, in both
+    assert one.stdout == two.stdout and len(two.stdout.splitlines()) == len(rt.expected["truth"])
+    _one_error_line(two, r"broken\.jpg: cannot decode image")
+
+
 def test_classify_with_metadata_needs_no_options(meta):
     proc = run_runtime("classify", str(meta.folder / "meta_logits.tflite"), str(meta.images / "checker_1.png"),
                        "--json")

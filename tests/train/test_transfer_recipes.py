@@ -84,6 +84,24 @@ print("same")
     assert out.stdout.strip().endswith("same"), out.stderr[-2000:]
 
 
+def test_fewshot_model_stays_qat_able_and_exports_fully_integer(flow, tmp_path):
+    """The backbone run is flattened into the new model, so tfmot's QAT wraps every layer (tfmot #377, #957)."""
+    cwd, _ = flow
+    run = tmp_path / "q"
+    res = run_cli("train", "recipes/transfer-fewshot.yaml", "--set", "train.finetune=[{epochs: 10, unfreeze: 0}]",
+                  "--set", "compress=[{name: qat, kind: quantize, epochs: 1}]",
+                  "--set", "export=[{name: int8, source: qat, mode: int8, input_type: uint8, output_type: uint8}]",
+                  "--run-dir", str(run), cwd=cwd)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for stage in ("compress", "export"):
+        res = run_cli(stage, str(run), cwd=cwd)
+        assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads((run / "compress" / "metrics.json").read_text())
+    assert not metrics["qat"]["layers_left"] and {"block1_conv", "logits"} <= set(metrics["qat"]["layers_wrapped"])
+    entry = json.loads((run / "export" / "export.json").read_text())["variants"][0]
+    assert entry["fully_integer"] and entry["top1_agreement"] >= 0.95, entry
+
+
 def test_weights_from_a_local_file(flow, tmp_path):
     cwd, _ = flow
     res = run_cli("train", "recipes/transfer-fewshot.yaml", "--set", "model.name=small_cnn",
