@@ -65,6 +65,10 @@ def bench_recipe(name: str, out: Path, overrides: list[str]) -> dict:
     sets = [a for o in overrides for a in ("--set", o)]
     if not (run / "train" / "model.keras").exists():
         edgecls("train", str(path), "--run-dir", str(run), *sets)
+    else:  # a kept run: give its resolved recipe this script's (possibly newer) stages and variants
+        saved = yaml.safe_load((run / "recipe.yaml").read_text())
+        saved.update(compress=STAGES, export=VARIANTS)
+        (run / "recipe.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     edgecls("compress", str(run))
     edgecls("export", str(run))
     return {v["name"]: v for v in json.loads((run / "export" / "export.json").read_text())["variants"]}

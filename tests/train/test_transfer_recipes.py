@@ -178,3 +178,35 @@ def test_digit_subsets_are_renumbered():
     ex = load_source("digits", {"classes": [7, 3]})
     assert ex.class_names == ("7", "3") and set(ex.labels.tolist()) == {0, 1}
     assert len(ex) == 179 + 183  # scikit-learn's counts of 7s and 3s
+
+
+def test_resume_after_sigkill_in_a_later_phase(flow, tmp_path):
+    """Killed in phase 2: --resume loads phase 1's finished weights and goes on from phase 2's backup."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cwd, _ = flow
+    run = tmp_path / "run"
+    args = ["train", "recipes/transfer-fewshot.yaml", "--run-dir", str(run), "--set", "data.splits.train_per_class=60",
+            "--set", "train.batch_size=8", "--set", "train.finetune=[{epochs: 2}, {epochs: 12, unfreeze: all}]"]
+    proc = subprocess.Popen([sys.executable, "-m", "edgecls", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    history = run / "train" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if history.exists() and history.read_text().count("\n") >= 5:  # header + 4 epochs: inside phase 2
+            break
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (run / "train" / "checkpoints" / "backup" / "phase-1-done.weights.h5").is_file()
+    res = run_cli(*args, "--resume", cwd=cwd)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "phase 1/2 was done before the interruption; its weights are loaded" in res.stderr
+    with open(history, newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, 15))
+    assert not (run / "train" / "checkpoints" / "backup").exists()
