@@ -41,6 +41,8 @@ STAGES = [
 VARIANTS = [
     {"name": "float32", "source": "train", "mode": "float32"},
     {"name": "ptq_int8", "source": "train", "mode": "int8", "input_type": "uint8", "output_type": "uint8"},
+    {"name": "ptq_int8_per_tensor", "source": "train", "mode": "int8", "input_type": "uint8", "output_type": "uint8",
+     "per_channel": False},
     {"name": "qat_int8", "source": "qat", "mode": "int8", "input_type": "uint8", "output_type": "uint8"},
     {"name": "pruned50_qat_int8", "source": "pruned50_qat", "mode": "int8", "input_type": "uint8",
      "output_type": "uint8"},
@@ -83,6 +85,9 @@ def table(name: str, v: dict) -> list[str]:
         ("50 % pruned + QAT int8 drop", f"{pp('pruned50_qat_int8'):+.2f} pp", "<= 1 pp", pp("pruned50_qat_int8") <= 1),
         ("int8 size / float32 size", f"{v['ptq_int8']['size_bytes'] / f32['size_bytes']:.3f}", "<= 0.3",
          v["ptq_int8"]["size_bytes"] <= 0.3 * f32["size_bytes"]),
+        ("int8 size / float32 size, per-tensor weight scales",
+         f"{v['ptq_int8_per_tensor']['size_bytes'] / f32['size_bytes']:.3f} ({pp('ptq_int8_per_tensor'):+.2f} pp)",
+         "<= 0.3", v["ptq_int8_per_tensor"]["size_bytes"] <= 0.3 * f32["size_bytes"]),
         ("80 % pruned int8 gzip / float32 gzip", f"{v['pruned80_int8']['gzip_bytes'] / f32['gzip_bytes']:.3f}",
          "<= 0.1", v["pruned80_int8"]["gzip_bytes"] <= 0.1 * f32["gzip_bytes"]),
     ]

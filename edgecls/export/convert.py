@@ -61,11 +61,14 @@ _TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 
 
 def convert(model, mode: str, *, representative: np.ndarray | None = None, input_type: str = "float32",
-            output_type: str = "float32") -> bytes:
+            output_type: str = "float32", per_channel: bool = True) -> bytes:
     """Convert a Keras model to TFLite bytes.
 
     ``representative``: raw-pixel float samples (N, H, W, 3) for int8/int16x8
     calibration (and for QAT models' ops outside the fake-quant wrappers).
+    ``per_channel=False`` (int8/int16x8): one weight scale per tensor. Each
+    channel's scale (float32) and zero point (int64) take 12 bytes in the
+    file, which for a MobileNetV2 x0.35 (14,098 channels) is 27 % of the int8 file.
     """
     if mode not in MODES:
         raise ExportError(f"unknown export mode '{mode}'; modes: {', '.join(MODES)}")
@@ -80,6 +83,9 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
             raise ExportError(f"mode {mode} needs representative data")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = _representative(representative)
+        # The converter's only switch for this is a private attribute (TF 2.21); it is the documented
+        # per-tensor path of the post-training quantization guide.
+        conv._experimental_disable_per_channel = not per_channel
         if mode == "int8":
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = _TYPES[input_type]

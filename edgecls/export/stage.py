@@ -99,7 +99,7 @@ def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, referen
     d = recipe.data
     wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
     try:
-        raw = convert(wrapped, v.mode, input_type=v.input_type, output_type=v.output_type,
+        raw = convert(wrapped, v.mode, input_type=v.input_type, output_type=v.output_type, per_channel=v.per_channel,
                       representative=None if representative is None else representative.astype(np.float32))
     except ExportError as err:
         raise ExportError(f"export variant '{v.name}' ({v.source}, {v.mode}): {err}") from None
@@ -117,7 +117,8 @@ def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, referen
     parity = compare(reference, probs, labels, class_names)
     path = fileio.write_bytes(run.export / f"{v.name}.tflite", blob)
     return {
-        "name": v.name, "source": v.source, "mode": v.mode, "path": str(path.relative_to(run.root)),
+        "name": v.name, "source": v.source, "mode": v.mode, "per_channel": v.per_channel,
+        "path": str(path.relative_to(run.root)),
         "size_bytes": len(blob), "gzip_bytes": len(gzip.compress(blob, 9)),
         "accuracy": parity["accuracy"], "source_accuracy": parity["source_accuracy"],
         "top1_agreement": parity["top1_agreement"], "max_abs_diff": parity["max_abs_diff"],

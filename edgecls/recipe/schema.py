@@ -299,10 +299,15 @@ class ExportVariant:
         "float32", help="input tensor type (uint8/int8 only with mode int8)")
     output_type: Literal["float32", "uint8", "int8"] = spec("float32", help="output tensor type")
     representative_samples: int = spec(200, ge=1, help="training images used to calibrate int8/int16x8")
+    per_channel: bool = spec(
+        True, help="int8/int16x8: a weight scale per output channel (TFLite's default); false: one per tensor, "
+                   "a smaller file for nets of many thin layers (each channel's scale and zero point cost 12 bytes)")
 
     def __post_init__(self):
         if self.mode != "int8" and (self.input_type != "float32" or self.output_type != "float32"):
             raise ValueError(f"input_type: integer input/output needs mode int8 (mode is {self.mode})")
+        if not self.per_channel and self.mode not in ("int8", "int16x8"):
+            raise ValueError(f"per_channel: false needs mode int8 or int16x8 (mode is {self.mode})")
 
 
 # --- the recipe -------------------------------------------------------------------------------

@@ -131,3 +131,46 @@ def test_int8_that_cannot_be_integer_names_the_ops():
     rep = np.random.default_rng(1).normal(size=(8, 8, 8, 1)).astype("float32")
     with pytest.raises(ExportError, match="SIN"):
         convert(tiny_model(extra_lambda=True), "int8", representative=rep)
+
+
+def test_int8_per_tensor_weights_make_a_smaller_file():
+    """per_channel=False: one scale per weight tensor instead of one per output channel, still fully integer."""
+    from edgecls.export.convert import convert
+    from edgecls.export.ops import op_report
+    from edgecls.runtime.runner import Runner
+
+    model = fit(tiny_model())
+    rep = np.random.default_rng(1).normal(size=(16, 8, 8, 1)).astype("float32")
+    blobs = {pc: convert(model, "int8", representative=rep, input_type="int8", output_type="int8", per_channel=pc)
+             for pc in (True, False)}
+    scales = {}
+    for pc, blob in blobs.items():
+        assert op_report(blob)["fully_integer"]
+        runner = Runner(blob, num_threads=1)
+        assert runner.run(runner.as_input(rep[:1])).shape == (1, 4)
+        scales[pc] = sorted(_weight_scale_counts(blob))
+    assert scales == {True: [8, 16], False: [1, 1]}  # the two conv kernels (8 and 16 output channels)
+    assert len(blobs[False]) < len(blobs[True])
+
+
+def test_per_tensor_needs_an_integer_mode():
+    from tests.helpers import RECIPES, run_cli
+
+    res = run_cli("validate", str(RECIPES / "digits.yaml"), "--set",
+                  "export=[{name: f16, mode: float16, per_channel: false}]")
+    assert res.returncode == 2 and "per_channel: false needs mode int8 or int16x8 (mode is float16)" in res.stderr
+
+
+def _weight_scale_counts(blob: bytes) -> list[int]:
+    """Number of quantization scales of each int8 conv kernel (4-D constant) in a .tflite file."""
+    from edgecls._vendor import tflite_schema as S
+
+    model = S.Model.GetRootAs(blob, 0)
+    graph = model.Subgraphs(0)
+    counts = []
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        buf = model.Buffers(t.Buffer())
+        if t.Type() == S.TensorType.INT8 and t.ShapeLength() == 4 and buf is not None and buf.DataLength():
+            counts.append(t.Quantization().ScaleLength())
+    return counts
