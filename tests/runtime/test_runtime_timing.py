@@ -43,3 +43,18 @@ def test_measure_a_model(rt):
 def test_peak_rss():
     rss = peak_rss_mb()
     assert rss is None or 5 < rss < 100_000
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="exec keeps ru_maxrss on Linux")
+def test_peak_rss_is_the_process_own_not_its_parents():
+    # A benchmark started from a big parent (the TensorFlow side of `edgecls run`) must report its own
+    # peak: ru_maxrss carries the parent's over fork+exec, which once showed 1013 MiB for a 129 MiB run.
+    import subprocess
+    import sys
+
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page: resident, not just reserved
+    code = "from edgecls.runtime.timing import peak_rss_mb; print(peak_rss_mb())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    del ballast
+    assert 5 < float(out) < 200, out
