@@ -26,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from edgecls.runtime.errors import BackendMissing, DelegateError, UsageError
+from edgecls.runtime.errors import BackendMissing, DelegateError, UsageError, XnnpackRefused
 
 BACKENDS = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 _ALIASES = {
@@ -79,6 +79,8 @@ class Backend:
         try:
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
+            if kind == "xnnpack" and "XNNPACK" in str(exc):
+                raise XnnpackRefused(f"{where}: XNNPACK cannot run this model: {_first_line(exc)}") from None
             raise _model_error(where, exc) from None
         return interp
 

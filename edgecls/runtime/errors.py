@@ -15,6 +15,10 @@ class LabelsMissing(RuntimeModelError):
     """A model with neither labels in its metadata, nor a labels.txt beside it, nor labels given in code."""
 
 
+class XnnpackRefused(RuntimeModelError):
+    """XNNPACK, the default CPU delegate, refused to prepare the model; the Runner falls back to builtin kernels."""
+
+
 class ImageError(EdgeclsError, ValueError):
     """An input that is not a decodable image, or whose shape or channels cannot be fed to the model.
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edgecls.runtime.backends import Backend, _first_line, delegate_kind, load_backend
-from edgecls.runtime.errors import DelegateError, ImageError, RuntimeModelError
+from edgecls.runtime.errors import DelegateError, ImageError, RuntimeModelError, XnnpackRefused
 from edgecls.runtime.flatcheck import verify_tflite
 
 INPUT_DTYPES = (np.float32, np.uint8, np.int8)
@@ -80,6 +81,10 @@ class Runner:
             self._engine = _InterpreterEngine(self._backend, model, name, self.num_threads, delegate,
                                               delegate_options)
         self.init_ms = (time.perf_counter() - t0) * 1000.0
+        self.fallback: str | None = getattr(self._engine, "fallback", None)
+        if self.fallback:
+            self.delegate = "none"
+            self._options = {**self._options, "delegate": "none"}  # copies skip the refused attempt
         self.inputs: list[TensorInfo] = self._engine.inputs
         self.outputs: list[TensorInfo] = self._engine.outputs
         if len(self.inputs) != 1:
@@ -183,8 +188,19 @@ class _InterpreterEngine:
 
     def __init__(self, backend: Backend, model: bytes, name: str, threads: int, delegate: Any,
                  options: dict | None):
-        self._interp = backend.make_interpreter(model, num_threads=threads, delegate=delegate,
-                                                delegate_options=options, where=name)
+        self.fallback: str | None = None  # why XNNPACK was left out, when it was
+        try:
+            self._interp = backend.make_interpreter(model, num_threads=threads, delegate=delegate,
+                                                    delegate_options=options, where=name)
+        except XnnpackRefused as exc:
+            if delegate is not None:  # asked for by name: say so rather than run slower than asked
+                raise
+            # XNNPACK is only the default: the builtin kernels run every op, slower, with the same answer.
+            warnings.warn(f"{exc}; running on the builtin CPU kernels instead (slower)", RuntimeWarning,
+                          stacklevel=4)
+            self.fallback = str(exc)
+            self._interp = backend.make_interpreter(model, num_threads=threads, delegate="none",
+                                                    delegate_options=options, where=name)
         self.inputs = [TensorInfo.from_details(d) for d in self._interp.get_input_details()]
         self.outputs = [TensorInfo.from_details(d) for d in self._interp.get_output_details()]
         self._in = self.inputs[0].index if self.inputs else 0
