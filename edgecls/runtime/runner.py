@@ -74,17 +74,26 @@ class Runner:
         self._options = {"delegate": delegate, "delegate_options": delegate_options}  # for copy()
         self._backend: Backend = load_backend(backend)
         self._lock = threading.Lock()
+        self.fallback: str | None = None  # why the default XNNPACK delegate was left out, when it was
         t0 = time.perf_counter()
         if self.delegate == "gpu" and self._backend.name == "ai-edge-litert":
             self._engine: Any = _CompiledModelEngine(model, name, self.num_threads, delegate_options)
         else:
-            self._engine = _InterpreterEngine(self._backend, model, name, self.num_threads, delegate,
-                                              delegate_options)
+            try:
+                self._engine = _InterpreterEngine(self._backend, model, name, self.num_threads, delegate,
+                                                  delegate_options)
+            except XnnpackRefused as exc:
+                if delegate is not None:  # asked for by name: say so rather than run slower than asked
+                    raise
+                # XNNPACK is only the default: the builtin kernels run every op, slower, with the same answer.
+                warnings.warn(f"{str(exc).rstrip('.')}; running on the builtin CPU kernels instead (slower)",
+                              RuntimeWarning, stacklevel=2)
+                self.fallback = str(exc)
+                self.delegate = "none"
+                self._options = {**self._options, "delegate": "none"}  # copies skip the refused attempt
+                self._engine = _InterpreterEngine(self._backend, model, name, self.num_threads, "none",
+                                                  delegate_options)
         self.init_ms = (time.perf_counter() - t0) * 1000.0
-        self.fallback: str | None = getattr(self._engine, "fallback", None)
-        if self.fallback:
-            self.delegate = "none"
-            self._options = {**self._options, "delegate": "none"}  # copies skip the refused attempt
         self.inputs: list[TensorInfo] = self._engine.inputs
         self.outputs: list[TensorInfo] = self._engine.outputs
         if len(self.inputs) != 1:
@@ -188,19 +197,8 @@ class _InterpreterEngine:
 
     def __init__(self, backend: Backend, model: bytes, name: str, threads: int, delegate: Any,
                  options: dict | None):
-        self.fallback: str | None = None  # why XNNPACK was left out, when it was
-        try:
-            self._interp = backend.make_interpreter(model, num_threads=threads, delegate=delegate,
-                                                    delegate_options=options, where=name)
-        except XnnpackRefused as exc:
-            if delegate is not None:  # asked for by name: say so rather than run slower than asked
-                raise
-            # XNNPACK is only the default: the builtin kernels run every op, slower, with the same answer.
-            warnings.warn(f"{exc}; running on the builtin CPU kernels instead (slower)", RuntimeWarning,
-                          stacklevel=4)
-            self.fallback = str(exc)
-            self._interp = backend.make_interpreter(model, num_threads=threads, delegate="none",
-                                                    delegate_options=options, where=name)
+        self._interp = backend.make_interpreter(model, num_threads=threads, delegate=delegate,
+                                                delegate_options=options, where=name)
         self.inputs = [TensorInfo.from_details(d) for d in self._interp.get_input_details()]
         self.outputs = [TensorInfo.from_details(d) for d in self._interp.get_output_details()]
         self._in = self.inputs[0].index if self.inputs else 0
