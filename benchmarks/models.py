@@ -14,7 +14,8 @@ still at chance (1/6) while Inception and ResNet-18 pass 0.8; with the
 default 4,800 images (1,440 steps) MobileNetV2 x0.35 reaches ~0.55.
 ``--only`` runs a subset.
 
-Options: --only NAME[,NAME]  --epochs 12  --count 4800  --threads 1  --runs 100  --json PATH
+Options: --only NAME[,NAME]  --epochs 12  --count 4800  --threads 1  --runs 100  --json runs/bench-models/models.json
+--png runs/bench-models/models.png  --resume (keep the rows already in --json; the file is rewritten after every model).
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def int8_metrics(model, data: dict, *, threads: int, runs: int) -> tuple:
     from edgecls.runtime.runner import Runner
     from edgecls.runtime.timing import time_calls
 
-    rep = data["x_train"][np.random.default_rng(1).choice(len(data["x_train"]), 200, replace=False)]
+    n = len(data["x_train"])
+    rep = data["x_train"][np.random.default_rng(1).choice(n, min(200, n), replace=False)]
     blob = convert(model, "int8", representative=rep, input_type="int8", output_type="int8")
     runner = Runner(blob, num_threads=threads)
     correct = 0
@@ -103,6 +105,27 @@ def int8_metrics(model, data: dict, *, threads: int, runs: int) -> tuple:
     return correct / len(data["y_test"]), timing.p50_ms, len(blob)
 
 
+def plot(rows: list[dict], path: Path, title: str) -> Path | None:
+    """int8 accuracy against int8 latency, point area ~ file size, the Pareto front circled."""
+    from edgecls.bench.plots import pareto_plot
+
+    pts = [{"variant": r["model"], "status": "ok", "threads": r["schedule"]["threads"], "accuracy": r["int8_acc"], "latency_ms": {"p50": r["int8_ms"]},
+            "size_bytes": r["int8_kb"] * 1024} for r in rows if "error" not in r]
+    return pareto_plot(pts, path, title=title, label=("variant",))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | params | MACs | float acc | int8 acc | int8 ms | int8 KB | train s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | failed: {r['error']} | | | | | | |")
+            continue
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.1f}M | {r['float_acc']:.3f} "
+                     f"| {r['int8_acc']:.3f} | {r['int8_ms']:.2f} | {r['int8_kb']:.0f} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated labels or model names of CONFIGS to run")
@@ -110,35 +133,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=4800, help="images generated (80%% train, 20%% test)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency")
     parser.add_argument("--runs", type=int, default=100, help="timed runs for the latency (median reported)")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--json", type=Path, default=Path("runs/bench-models/models.json"),
+                        help="rows, rewritten after every model (default runs/bench-models/models.json)")
+    parser.add_argument("--png", type=Path, default=Path("runs/bench-models/models.png"),
+                        help="int8 accuracy against latency")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows in --json made with the same schedule and run only the others")
     args = parser.parse_args(argv)
 
+    from edgecls import fileio
     from edgecls.models.macs import model_macs
 
     wanted = set(args.only.split(",")) if args.only else None
     configs = [c for c in CONFIGS if wanted is None or c[0] in wanted or c[1] in wanted]
+    schedule = {"epochs": args.epochs, "count": args.count, "threads": args.threads, "runs": args.runs}
+    kept = {}
+    if args.resume and args.json.exists():
+        kept = {r["model"]: r for r in json.loads(args.json.read_text()).get("rows", [])
+                if r.get("schedule") == schedule and "error" not in r}
     data = load_data(args.count)
-    print(f"shapes {SIZE}px, {len(CLASSES)} classes, {len(data['y_train'])} train / {len(data['y_test'])} test, "
-          f"{args.epochs} epochs, int8 latency: median of {args.runs} runs, {args.threads} thread(s)", flush=True)
+    title = (f"shapes {SIZE}px, {len(CLASSES)} classes, {len(data['y_train'])} train / {len(data['y_test'])} test, "
+             f"{args.epochs} epochs, int8 latency: median of {args.runs} runs, {args.threads} thread(s)")
+    print(title, flush=True)
     rows = []
-    for label, name, options in configs:
+    for i, (label, name, options) in enumerate(configs, 1):
+        if label in kept:
+            rows.append(kept[label])
+            print(f"  [{i}/{len(configs)}] {label}: kept from {args.json}", file=sys.stderr, flush=True)
+            continue
         t0 = time.perf_counter()
-        model, float_acc, train_s = train(name, options, data, epochs=args.epochs)
-        params = model.count_params()
-        int8_acc, ms, size = int8_metrics(model, data, threads=args.threads, runs=args.runs)
-        rows.append({"model": label, "name": name, "options": options, "params": params,
-                     "macs": model_macs(model), "float_acc": float_acc, "int8_acc": int8_acc, "int8_ms": ms,
-                     "int8_kb": size / 1024, "train_s": train_s})
-        print(f"  {label}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        try:
+            model, float_acc, train_s = train(name, options, data, epochs=args.epochs)
+            params = model.count_params()
+            int8_acc, ms, size = int8_metrics(model, data, threads=args.threads, runs=args.runs)
+            row = {"params": params, "macs": model_macs(model), "float_acc": float_acc, "int8_acc": int8_acc,
+                   "int8_ms": ms, "int8_kb": size / 1024, "train_s": train_s}
+            said = f"float {float_acc:.3f}, int8 {int8_acc:.3f} at {ms:.2f} ms"
+        except Exception as exc:  # one net failing must not cost the others their rows
+            row = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]}
+            said = "FAILED " + row["error"]
+        rows.append({"model": label, "name": name, "options": options, "schedule": schedule, **row})
+        fileio.write_json(args.json, {"title": title, "rows": rows})  # a crash keeps these
+        print(f"  [{i}/{len(configs)}] {label}: {said} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+              flush=True)
     print()
-    print("| model | params | MACs | float acc | int8 acc | int8 ms | int8 KB | train s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.1f}M | {r['float_acc']:.3f} | {r['int8_acc']:.3f} "
-              f"| {r['int8_ms']:.2f} | {r['int8_kb']:.0f} | {r['train_s']:.0f} |")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
-    return 0
+    print(table(rows))
+    try:
+        if plot(rows, args.png, title):
+            print(f"\nplot: {args.png}")
+    except ImportError:
+        print("\nno plot: matplotlib is not installed (pip install edgecls[plot])")
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":
