@@ -77,8 +77,9 @@ def pareto_plot(rows: Sequence[dict], path: str | Path, *, title: str, group: st
     handles += [plt.Line2D([], [], marker=MARKERS[i % len(MARKERS)], linestyle="", color="grey",
                            label=f"{t} thread{'s' if t != 1 else ''}") for i, t in enumerate(threads)]
     handles += [plt.Line2D([], [], color="crimson", label="Pareto front")]
-    ax.legend(handles=handles, fontsize=8, loc="best", title=f"{group}; point area ~ model size",
-              title_fontsize=8)
+    # Many groups make a tall legend that would cover points: put it beside the axes then.
+    where = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if len(groups) > 6 else {"loc": "best"}
+    ax.legend(handles=handles, fontsize=8, title=f"{group}; point area ~ model size", title_fontsize=8, **where)
     uses_mean = any((r.get("latency_ms") or {}).get("p50") is None for r in pts)
     ax.set_xlabel("latency per image, ms (p50" + ("; mean where no p50" if uses_mean else "") + ")")
     ax.set_ylabel("accuracy on the test split")
