@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.errors import first_line
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                    "int8_ms": ms, "int8_kb": size / 1024, "train_s": train_s}
             said = f"float {float_acc:.3f}, int8 {int8_acc:.3f} at {ms:.2f} ms"
         except Exception as exc:  # one net failing must not cost the others their rows
-            row = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]}
+            row = {"error": f"{type(exc).__name__}: {first_line(exc)}"[:160]}
             said = "FAILED " + row["error"]
         rows.append({"model": label, "name": name, "options": options, "schedule": schedule, **row})
         fileio.write_json(args.json, {"title": title, "rows": rows})  # a crash keeps these

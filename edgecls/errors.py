@@ -7,6 +7,18 @@ keeps its traceback.
 from __future__ import annotations
 
 
+def first_line(err: BaseException, *, prefer: str | None = None, limit: int = 300) -> str:
+    """The first non-blank line of an exception's message (its type name when the message is empty).
+
+    ``prefer``: a lower-case word; the first line containing it wins (a converter's line naming an op).
+    The one helper for turning a library's multi-line error into the one line a user reads.
+    """
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if prefer:
+        lines = [ln for ln in lines if prefer in ln.lower()] + lines
+    return (lines[0] if lines else type(err).__name__)[:limit]
+
+
 class EdgeclsError(Exception):
     """A failure the user can fix; the message says what, where and what to do."""
 

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from edgecls import fileio
-from edgecls.errors import StageError
+from edgecls.errors import StageError, first_line
 from edgecls.recipe import load_recipe
 from edgecls.recipe.schema import CompressStage, Recipe
 from edgecls.rundir import RunDir
@@ -56,7 +56,7 @@ def load_model(run: RunDir, recipe: Recipe, name: str):
                 return keras.models.load_model(str(path), compile=False)
         return keras.models.load_model(str(path), compile=False)
     except (OSError, ValueError) as err:
-        raise StageError(f"{path} cannot be loaded ({str(err).splitlines()[0]}); "
+        raise StageError(f"{path} cannot be loaded ({first_line(err)}); "
                          "it may be truncated: run the stage again with --force") from None
 
 

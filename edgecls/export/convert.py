@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from edgecls._tf import keras, quiet_native_stderr, tf
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, first_line
 
 log = logging.getLogger("edgecls.export")
 
@@ -113,11 +113,12 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
 
 
 def _first_line(err: Exception) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    for ln in lines:  # the converter's useful line names an op
-        if "op" in ln.lower() and ("not" in ln.lower() or "unsupported" in ln.lower()):
-            return ln[:300]
-    return (lines[0] if lines else type(err).__name__)[:300]
+    """The converter's useful line names an unsupported op; else the first line."""
+    for word in ("unsupported", "not supported"):
+        line = first_line(err, prefer=word)
+        if word in line.lower():
+            return line
+    return first_line(err)
 
 
 def _float_ops(model, representative) -> list[str]:

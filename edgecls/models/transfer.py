@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecls.errors import first_line
 from edgecls.models.macs import leaf_layers
 from edgecls.models.registry import ModelError, get_info
 
@@ -90,7 +91,7 @@ def load_weights(model: Any, spec: str, *, model_name: str | None = None, option
     except ModelError:
         raise
     except Exception as err:  # h5py, zipfile and keras raise many kinds for a bad file
-        raise ModelError(f"model.weights: {path}: not a readable Keras weights file ({_first_line(err)})") from None
+        raise ModelError(f"model.weights: {path}: not a readable Keras weights file ({first_line(err)})") from None
     loaded, skipped = _copy_by_name(source, model)
     report = WeightsReport(str(path), len(loaded), _weighted_count(model), tuple(skipped))
     if not loaded:
@@ -128,11 +129,11 @@ def _load_imagenet(model: Any, model_name: str, options: dict) -> WeightsReport:
         reference = getattr(keras.applications, info.imagenet)(**kwargs)
     except ValueError as err:  # keras' own check of the arguments (e.g. an alpha without weights)
         raise ModelError(f"model.weights: imagenet: {info.imagenet} has no weights for these options: "
-                         f"{_first_line(err)}") from None
+                         f"{first_line(err)}") from None
     except Exception as err:  # the download: URL fetch failure, socket or HTTP errors
         file_name = _url_file_name(str(err)) or f"the {info.imagenet} no-top weights file"
         raise ModelError(
-            f"model.weights: imagenet weights for {info.imagenet} cannot be downloaded (offline?): {_first_line(err)}; "
+            f"model.weights: imagenet weights for {info.imagenet} cannot be downloaded (offline?): {first_line(err)}; "
             f"put the file at ~/.keras/models/{file_name} or give model.weights a local .h5/.keras path") from None
     return copy_reference(reference, model, info.imagenet)
 
@@ -231,11 +232,6 @@ def _read_keras(path: Path) -> dict[str, list[Any]]:
 def _url_file_name(message: str) -> str | None:
     match = re.search(r"https?://\S+?/([^/\s:]+\.h5)", message)
     return match.group(1) if match else None
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:300]
 
 
 # --- one flat graph ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from edgecls.errors import first_line
 from edgecls.runtime.errors import BackendMissing, DelegateError, UsageError, XnnpackRefused
 
 BACKENDS = ("ai-edge-litert", "tflite-runtime", "tensorflow")
@@ -74,13 +75,13 @@ class Backend:
             except (ValueError, RuntimeError) as exc:
                 if kwargs.get("experimental_delegates"):
                     raise DelegateError(f"{where}: the delegate {delegate!r} could not be applied: "
-                                        f"{_first_line(exc)}") from None
+                                        f"{first_line(exc)}") from None
                 raise _model_error(where, exc) from None
         try:
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             if kind == "xnnpack" and "XNNPACK" in str(exc):
-                raise XnnpackRefused(f"{where}: XNNPACK cannot run this model: {_first_line(exc)}") from None
+                raise XnnpackRefused(f"{where}: XNNPACK cannot run this model: {first_line(exc)}") from None
             raise _model_error(where, exc) from None
         return interp
 
@@ -99,7 +100,7 @@ class Backend:
         try:
             return self.load_delegate(lib, options or {})
         except Exception as exc:  # noqa: BLE001 - ValueError from the plugin, anything from ctypes
-            raise DelegateError(f"cannot load the delegate library {lib!r}: {_first_line(exc)}; {hint}") from None
+            raise DelegateError(f"cannot load the delegate library {lib!r}: {first_line(exc)}; {hint}") from None
 
     def _load_gpu_delegate(self, options: dict | None) -> Any:
         errors = []
@@ -111,7 +112,7 @@ class Backend:
             try:
                 return self.load_delegate(lib, options or {})
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"{lib}: {_first_line(exc)}")
+                errors.append(f"{lib}: {first_line(exc)}")
         raise DelegateError(f"no GPU delegate for backend {self.name} ({'; '.join(errors)}); build or install "
                             "libtensorflowlite_gpu_delegate.so, or use backend ai-edge-litert, whose GPU "
                             "accelerator ships in the wheel")
@@ -129,7 +130,7 @@ def _check_delegate_library(lib: str) -> str | None:
     try:
         handle = ctypes.CDLL(lib)
     except OSError as exc:
-        return _first_line(exc)
+        return first_line(exc)
     missing = [s for s in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
                if not hasattr(handle, s)]
     if missing:
@@ -137,16 +138,10 @@ def _check_delegate_library(lib: str) -> str | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def _model_error(where: str, exc: BaseException):
     from edgecls.runtime.errors import RuntimeModelError
 
-    return RuntimeModelError(f"{where}: the interpreter cannot load this model: {_first_line(exc)}")
+    return RuntimeModelError(f"{where}: the interpreter cannot load this model: {first_line(exc)}")
 
 
 def delegate_kind(delegate: Any) -> str:
@@ -208,7 +203,7 @@ def load_backend(name: str | None = None) -> Backend:
             try:
                 backend = _IMPORTERS[candidate]()
             except Exception as exc:  # noqa: BLE001 - a broken install (ABI, numpy 2 vs 1) is one line, then the next
-                failures.append(f"{candidate}: installed but fails to import ({_first_line(exc)})")
+                failures.append(f"{candidate}: installed but fails to import ({first_line(exc)})")
                 continue
             _cache[candidate] = backend
             return backend

@@ -31,6 +31,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from edgecls.errors import first_line
 from edgecls.runtime.errors import DependencyMissing, ImageError
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Any]  # Any: a PIL image
@@ -71,7 +72,7 @@ def _name(src: object) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     # Pillow names in-memory inputs by repr ("<_io.BytesIO object at 0x...>"): noise for a person.
     return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", text) or type(exc).__name__
 

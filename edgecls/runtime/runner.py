@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.backends import Backend, _first_line, delegate_kind, load_backend
+from edgecls.errors import first_line
+from edgecls.runtime.backends import Backend, delegate_kind, load_backend
 from edgecls.runtime.errors import DelegateError, ImageError, RuntimeModelError, XnnpackRefused
 from edgecls.runtime.flatcheck import verify_tflite
 
@@ -182,7 +183,7 @@ class Runner:
             try:
                 return self._engine.run(x)
             except (RuntimeError, ValueError) as exc:
-                raise RuntimeModelError(f"{self.name}: inference failed: {_first_line(exc)}") from None
+                raise RuntimeModelError(f"{self.name}: inference failed: {first_line(exc)}") from None
 
     def close(self) -> None:
         self._engine = None
@@ -243,7 +244,7 @@ class _CompiledModelEngine:
                                             cpu_options=opts.CpuOptions(num_threads=threads)))
         except (RuntimeError, ValueError) as exc:
             raise DelegateError(f"{name}: LiteRT's GPU accelerator could not compile the model "
-                                f"({_first_line(exc)}); is there a GPU with OpenCL, Vulkan or Metal drivers?") from None
+                                f"({first_line(exc)}); is there a GPU with OpenCL, Vulkan or Metal drivers?") from None
         # Quantization parameters come from the (cheap, unallocated) classic interpreter.
         interp = load_backend("ai-edge-litert").Interpreter(model_content=model)
         self.inputs = [TensorInfo.from_details(d) for d in interp.get_input_details()]

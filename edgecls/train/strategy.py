@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, first_line
 from edgecls.recipe.schema import TrainConfig
 
 log = logging.getLogger("edgecls.train")
@@ -181,7 +181,7 @@ def _multi_worker(cfg: TrainConfig):
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
-        raise StrategyError(f"multi-worker setup failed: {str(err).splitlines()[0]}") from None
+        raise StrategyError(f"multi-worker setup failed: {first_line(err)}") from None
     return strategy, chief
 
 
@@ -240,7 +240,7 @@ def build_strategy(cfg: TrainConfig) -> StrategyInfo:
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as err:
             raise StrategyError(f"train.strategy tpu: no TPU reachable at '{cfg.tpu or 'local'}' "
-                                f"({str(err).splitlines()[0]})") from None
+                                f"({first_line(err)})") from None
         strategy = tf.distribute.TPUStrategy(resolver)
     else:  # pragma: no cover - the schema's Literal rules this out
         raise StrategyError(f"unknown strategy {kind}")
