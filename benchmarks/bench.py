@@ -13,10 +13,11 @@
    started and their interpreters built), alternating rounds, medians. The
    whole process's wall time, imports included, is printed beside it.
 
-Model: an exported run built once and cached: procedural shapes at 128 px,
-MobileNetV2 (width 1.0), 1 epoch (speed does not depend on the weights),
-float32 and int8 variants, 300 test images. ``--run RUN_DIR`` measures an
-exported run of yours instead (a sub-millisecond model such as digits is
+Model: an exported run built once through the public API (``edgecls.train``,
+``edgecls.export``) and cached: procedural shapes at 128 px, MobileNetV2
+(width 1.0), 1 epoch (speed does not depend on the weights), float32 and int8
+variants, 300 test images; rebuilt when :data:`RECIPE` changes. ``--run
+RUN_DIR`` measures an exported run of yours instead (a sub-millisecond model such as digits is
 below litert-benchmark's 0.01 ms resolution; the script says so).
 
 Options: --run DIR  --threads 1,2  --rounds 5  --runs 100  --warmup 10  --eval-rounds 5  --parts 1,2  --json OUT
@@ -33,8 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import edgecls  # noqa: E402 - after the path, so the checkout's edgecls is measured
 CACHE = Path(os.environ.get("EDGECLS_BENCH_CACHE", Path(tempfile.gettempdir()) / "edgecls-bench"))
 
 RECIPE = """\
@@ -61,22 +66,19 @@ export:
 """
 
 
-def cli(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgecls", *args], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"edgecls {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-
-
-def default_run() -> Path:
-    run = CACHE / "bench-shapes128"
-    if (run / "export" / "export.json").exists():
+def default_run() -> edgecls.Run:
+    """The cached timing run, trained and exported once (again when RECIPE changed or a stage is not done)."""
+    recipe = edgecls.Recipe.from_dict(yaml.safe_load(RECIPE))
+    run = edgecls.Run(CACHE / recipe.name)
+    if (run.recipe.is_file() and edgecls.Recipe.load(run.recipe) == recipe
+            and all(row.state == "done" for row in edgecls.status(run) if row.kind != "bench")):
         return run
-    CACHE.mkdir(parents=True, exist_ok=True)
-    recipe = CACHE / "bench-shapes128.yaml"
-    recipe.write_text(RECIPE)
-    print(f"building {run} (train 1 epoch + export; once, cached in {CACHE}) ...", flush=True)
-    cli("train", str(recipe), "--run-dir", str(run), "--force")
-    cli("export", str(run))
+    print(f"building {run.root} (train 1 epoch + export; once, cached in {CACHE}) ...", flush=True)
+    try:
+        edgecls.train(recipe, run, force=True)
+        edgecls.export(run)
+    except edgecls.EdgeclsError as err:
+        sys.exit(f"building {run.root} failed: {err}")
     return run
 
 
@@ -86,8 +88,8 @@ def litert_median(model: Path, threads: int, runs: int, warmup: int) -> float:
     return litert_benchmark(model, threads=threads, runs=runs, warmup=warmup)["median_ms"]
 
 
-def latency_goal(runner, run: Path, variant: str, threads: int, rounds: int, runs: int, warmup: int) -> dict:
-    model = run / "export" / f"{variant}.tflite"
+def latency_goal(runner, run: edgecls.Run, variant: str, threads: int, rounds: int, runs: int, warmup: int) -> dict:
+    model = run.variant(variant)
     ours, theirs, last = [], [], {}
     for i in range(rounds):
         def mine() -> None:
@@ -182,23 +184,29 @@ def main() -> int:
     args = ap.parse_args()
     parts = {int(p) for p in args.parts.split(",")}
 
-    from edgecls.bench.accuracy import write_test_npz
+    # The bench's own latency path (the local runner edgecls bench uses), to compare with litert-benchmark.
+    from edgecls.bench.accuracy import read_test_split
     from edgecls.devices import DeviceRecipe
     from edgecls.devices.local import LocalRunner
-    from edgecls.rundir import RunDir
     from edgecls.runtime.pack import build_zipapp
 
-    run = args.run or default_run()
+    try:
+        run = edgecls.Run.open(args.run) if args.run else default_run()
+        exported = run.exported()
+        if exported is None:
+            sys.exit(f"{run.export_json} not found: run `edgecls export {run.root}` first")
+        split = read_test_split(run)
+    except edgecls.EdgeclsError as err:
+        sys.exit(f"error: {err}")
     threads = [int(t) for t in args.threads.split(",")]
-    variants = [e["name"] for e in json.loads((run / "export" / "export.json").read_text())["variants"]]
-    results: dict = {"run": str(run), "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(),
+    variants = [v.name for v in exported.variants]
+    results: dict = {"run": str(run.root), "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(),
                      "latency": [], "eval": []}
     with tempfile.TemporaryDirectory() as tmp:
-        split = write_test_npz(RunDir(run), tmp)
         pyz = build_zipapp(Path(tmp) / "edgecls-runtime.pyz")
         runner = LocalRunner(DeviceRecipe(name="local", connect="local"))
         runner.open()
-        runner.stage({v: run / "export" / f"{v}.tflite" for v in variants}, split.path, pyz)
+        runner.stage({v: run.variant(v) for v in variants}, split.path, pyz)
 
         if 1 in parts:
             print(f"\n== 1. latency: edgecls bench's p50 vs litert-benchmark's median ({args.rounds} alternating "
@@ -220,7 +228,7 @@ def main() -> int:
                   f"alternating rounds; goal >= 1.7x) ==\nmachine check: 2 busy pure-Python processes get through "
                   f"twice the work {par:.2f}x as fast as one (2.00 on 2 idle cores)", flush=True)
             for v in variants:
-                r = eval_goal(pyz, run / "export" / f"{v}.tflite", split.path, args.eval_rounds)
+                r = eval_goal(pyz, run.variant(v), split.path, args.eval_rounds)
                 results["eval"].append(r)
                 print(f"{v:<10} 1 core {r['one_core_s']:.3f} s, 2 cores {r['two_cores_s']:.3f} s -> "
                       f"{r['speedup']:.2f}x "

@@ -2,8 +2,10 @@
 
     python benchmarks/compression.py [--recipes digits shapes] [--out runs/bench-compression] [--set K=V ...]
 
-For each recipe it trains once (the recipe as shipped, plus --set), then runs
-these stages and variants through the real CLI, and prints the goal table:
+For each recipe it trains once (the bundled recipe, plus --set), then runs
+these stages and variants through the public API (``edgecls.train``,
+``edgecls.compress``, ``edgecls.export``, what the CLI calls), and prints the
+goal table:
 
     PTQ int8            train -> int8                         accuracy within 0.5 pp of float32
     QAT int8            train -> QAT -> int8                  within 0.3 pp
@@ -12,19 +14,21 @@ these stages and variants through the real CLI, and prints the goal table:
     80 % pruned + int8  train -> prune 80 % -> int8, gzipped  <= 0.1 x float32 gzipped
     (and, as a reference row, 80 % pruned + 16 clusters keeping the zeros + int8, gzipped)
 
-A run directory that already holds a stage or variant is reused (delete it to measure again).
+A run directory is reused: stages and variants whose records are current are
+skipped, stale ones redone; the model is trained again only when the training
+part of the recipe (data, model, train, seed) changed. Progress goes to stderr.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
+import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import edgecls  # noqa: E402 - after the path, so the checkout's edgecls is measured
 
 STAGES = [
     {"name": "qat", "kind": "quantize", "source": "train", "epochs": 3},
@@ -52,56 +56,67 @@ VARIANTS = [
 ]
 
 
-def edgecls(*args: str) -> None:
-    print("$ edgecls " + " ".join(args), file=sys.stderr, flush=True)
-    subprocess.run([sys.executable, "-m", "edgecls", *args], check=True, stdout=subprocess.DEVNULL)
+def recipe(name: str, overrides: list[str]) -> "edgecls.Recipe":
+    """The bundled recipe ``name`` with this script's stages and variants, then --set."""
+    from edgecls.recipe.typed import to_plain
+
+    plain = to_plain(edgecls.Recipe.load(name))
+    plain.update(compress=STAGES, export=VARIANTS)
+    return edgecls.Recipe.from_dict(plain, overrides)
 
 
-def bench_recipe(name: str, out: Path, overrides: list[str]) -> dict:
-    recipe = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
-    recipe.update(compress=STAGES, export=VARIANTS)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    run = out / name
-    sets = [a for o in overrides for a in ("--set", o)]
-    if not (run / "train" / "model.keras").exists():
-        edgecls("train", str(path), "--run-dir", str(run), *sets)
-    else:  # a kept run: give its resolved recipe this script's (possibly newer) stages and variants
-        saved = yaml.safe_load((run / "recipe.yaml").read_text())
-        saved.update(compress=STAGES, export=VARIANTS)
-        (run / "recipe.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
-    edgecls("compress", str(run))
-    edgecls("export", str(run))
-    return {v["name"]: v for v in json.loads((run / "export" / "export.json").read_text())["variants"]}
+def train(rec: "edgecls.Recipe", run: "edgecls.Run") -> "edgecls.TrainRecord":
+    """Train, or keep the run's model when the training part of its recipe is this one's."""
+    if run.recipe.is_file():
+        saved = edgecls.Recipe.load(run.recipe)
+        if saved != rec:
+            if edgecls.Run.train_sections(saved) != edgecls.Run.train_sections(rec):
+                return edgecls.train(rec, run, force=True)
+            # Only the stages or variants differ (this script's newer lists): the model stands. Stages and
+            # variants read recipe.yaml, and redo what its changed entries made stale.
+            from edgecls.recipe import save_recipe
+
+            save_recipe(rec, run.recipe)
+    return edgecls.train(rec, run, resume=True)  # a finished run is kept, an interrupted one continues
 
 
-def table(name: str, v: dict) -> list[str]:
+def bench_recipe(name: str, out: Path, overrides: list[str]) -> dict[str, "edgecls.VariantRecord"]:
+    rec = recipe(name, overrides)
+    run = edgecls.Run(out / name)
+    print(f"== {name}: train ({run.root})", file=sys.stderr, flush=True)
+    train(rec, run)
+    print(f"== {name}: compress", file=sys.stderr, flush=True)
+    edgecls.compress(run)
+    print(f"== {name}: export", file=sys.stderr, flush=True)
+    return {v.name: v for v in edgecls.export(run).variants}
+
+
+def table(name: str, v: dict[str, "edgecls.VariantRecord"]) -> list[str]:
     f32 = v["float32"]
-    pp = lambda k: (f32["accuracy"] - v[k]["accuracy"]) * 100  # noqa: E731 - drop in percentage points
+    pp = lambda k: (f32.accuracy - v[k].accuracy) * 100  # noqa: E731 - drop in percentage points
     rows = [
         ("PTQ int8 accuracy drop", f"{pp('ptq_int8'):+.2f} pp", "<= 0.5 pp", pp("ptq_int8") <= 0.5),
         ("QAT int8 accuracy drop", f"{pp('qat_int8'):+.2f} pp", "<= 0.3 pp", pp("qat_int8") <= 0.3),
         ("50 % pruned + QAT int8 drop", f"{pp('pruned50_qat_int8'):+.2f} pp", "<= 1 pp", pp("pruned50_qat_int8") <= 1),
-        ("int8 size / float32 size", f"{v['ptq_int8']['size_bytes'] / f32['size_bytes']:.3f}", "<= 0.3",
-         v["ptq_int8"]["size_bytes"] <= 0.3 * f32["size_bytes"]),
+        ("int8 size / float32 size", f"{v['ptq_int8'].size_bytes / f32.size_bytes:.3f}", "<= 0.3",
+         v["ptq_int8"].size_bytes <= 0.3 * f32.size_bytes),
         ("int8 size / float32 size, per-tensor weight scales",
-         f"{v['ptq_int8_per_tensor']['size_bytes'] / f32['size_bytes']:.3f} ({pp('ptq_int8_per_tensor'):+.2f} pp)",
-         "<= 0.3", v["ptq_int8_per_tensor"]["size_bytes"] <= 0.3 * f32["size_bytes"]),
-        ("80 % pruned int8 gzip / float32 gzip", f"{v['pruned80_int8']['gzip_bytes'] / f32['gzip_bytes']:.3f}",
-         "<= 0.1", v["pruned80_int8"]["gzip_bytes"] <= 0.1 * f32["gzip_bytes"]),
+         f"{v['ptq_int8_per_tensor'].size_bytes / f32.size_bytes:.3f} ({pp('ptq_int8_per_tensor'):+.2f} pp)",
+         "<= 0.3", v["ptq_int8_per_tensor"].size_bytes <= 0.3 * f32.size_bytes),
+        ("80 % pruned int8 gzip / float32 gzip", f"{v['pruned80_int8'].gzip_bytes / f32.gzip_bytes:.3f}",
+         "<= 0.1", v["pruned80_int8"].gzip_bytes <= 0.1 * f32.gzip_bytes),
     ]
-    lines = [f"\n## {name}: float32 accuracy {f32['accuracy']:.4f}, {f32['size_bytes']:,} B "
-             f"({f32['gzip_bytes']:,} B gzipped)\n", "| goal | measured | target | met |", "| --- | --- | --- | --- |"]
+    lines = [f"\n## {name}: float32 accuracy {f32.accuracy:.4f}, {f32.size_bytes:,} B "
+             f"({f32.gzip_bytes:,} B gzipped)\n", "| goal | measured | target | met |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in rows]
     extra = v.get("pruned80_cluster16_int8")
     if extra:
         lines += ["", f"Beyond the goals: 80 % pruned + 16 clusters (sparsity kept) + int8: gzip / float32 gzip "
-                      f"{extra['gzip_bytes'] / f32['gzip_bytes']:.3f}, accuracy drop {pp('pruned80_cluster16_int8'):+.2f} pp"]
+                      f"{extra.gzip_bytes / f32.gzip_bytes:.3f}, accuracy drop {pp('pruned80_cluster16_int8'):+.2f} pp"]
     lines += ["", "| variant | accuracy | size B | gzip B | top-1 agreement | max abs diff | fully integer |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {k} | {e['accuracy']:.4f} | {e['size_bytes']:,} | {e['gzip_bytes']:,} | {e['top1_agreement']:.4f} "
-              f"| {e['max_abs_diff']:.4f} | {'yes' if e['fully_integer'] else 'no'} |" for k, e in v.items()]
+    lines += [f"| {k} | {e.accuracy:.4f} | {e.size_bytes:,} | {e.gzip_bytes:,} | {e.top1_agreement:.4f} "
+              f"| {e.max_abs_diff:.4f} | {'yes' if e.fully_integer else 'no'} |" for k, e in v.items()]
     return lines
 
 
@@ -111,9 +126,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-compression")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)  # the stages' progress
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     lines = []
-    for name in args.recipes:
-        lines += table(name, bench_recipe(name, args.out, args.overrides))
+    try:
+        for name in args.recipes:
+            lines += table(name, bench_recipe(name, args.out, args.overrides))
+    except edgecls.EdgeclsError as err:  # a bad recipe or --set, a locked run: one line, as the CLI says it
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print("\n".join(lines))
     return 0
 

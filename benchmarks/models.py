@@ -5,6 +5,11 @@ procedural ``shapes`` data at 64 px after one fixed short schedule:
 parameters, MACs, float test accuracy, full-int8 test accuracy (LiteRT
 interpreter) and int8 latency on this CPU. Prints a Markdown table.
 
+Each model is a recipe (:func:`recipe`) put through the public API, as a user
+would: ``edgecls.train`` into ``--out/<model>/``, ``edgecls.export`` (float32
+and full int8, int8 in and out), ``edgecls.bench`` on the ``local`` device. So
+the table measures edgecls's trainer, converter and runtime, not a copy.
+
 Same data, split, schedule and seeds for every model, so the rows compare
 the architectures, not the tuning; the schedule is short, so no net is
 trained to convergence (the table says how far each gets). The shapes are
@@ -14,8 +19,13 @@ still at chance (1/6) while Inception and ResNet-18 pass 0.8; with the
 default 4,800 images (1,440 steps) MobileNetV2 x0.35 reaches ~0.55.
 ``--only`` runs a subset.
 
-Options: --only NAME[,NAME]  --epochs 12  --count 4800  --threads 1  --runs 100  --json runs/bench-models/models.json
---png runs/bench-models/models.png  --resume (keep the rows already in --json; the file is rewritten after every model).
+A run directory whose stages are current is reused (edgecls skips current
+work: a model is trained again only when its recipe changed); delete --out to
+train from scratch.
+
+Options: --only NAME[,NAME]  --epochs 12  --count 4800  --threads 1  --runs 100  --out runs/bench-models
+--json runs/bench-models/models.json  --png runs/bench-models/models.png
+--resume (keep the rows already in --json made with the same schedule; the file is rewritten after every model).
 """
 from __future__ import annotations
 
@@ -25,12 +35,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from edgecls.errors import first_line
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import edgecls  # noqa: E402 - after the path, so the checkout's edgecls is measured
+from edgecls.errors import first_line  # noqa: E402
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 SIZE = 64
@@ -55,64 +64,77 @@ CONFIGS = [
 ]
 
 
-def load_data(count: int) -> dict:
-    """Shapes at 64 px, split 80/20 by a fixed permutation, normalized to [-1, 1] as the shapes recipe does."""
-    from edgecls.data.shapes import generate_shapes
-
-    images, labels = generate_shapes(image_size=SIZE, classes=CLASSES, count=count, seed=0)
-    order = np.random.default_rng(0).permutation(count)
-    cut = int(0.8 * count)
-    x = (images.astype(np.float32) / 255.0 - 0.5) / 0.5
-    return {"x_train": x[order[:cut]], "y_train": labels[order[:cut]],
-            "x_test": x[order[cut:]], "y_test": labels[order[cut:]]}
+def run_name(label: str) -> str:
+    """A label as a run directory (and recipe) name: 'resnet18 x0.25' -> 'resnet18_x0.25'."""
+    return label.replace(" ", "_")
 
 
-def train(name: str, options: dict, data: dict, *, epochs: int) -> tuple:
-    """The fixed schedule: Adam 2e-3 with cosine decay, batch 32, flips, label smoothing 0.1."""
-    from edgecls._tf import keras, tf
-    from edgecls.models import create
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    model = create(name, len(CLASSES), (SIZE, SIZE, 3), **options)
-    steps = epochs * int(np.ceil(len(data["y_train"]) / 32))
-    lr = keras.optimizers.schedules.CosineDecay(2e-3, steps)
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
-    ds = (tf.data.Dataset.from_tensor_slices((data["x_train"], tf.one_hot(data["y_train"], len(CLASSES))))
-          .shuffle(4096, seed=0).batch(32)
-          .map(lambda x, y: (tf.image.random_flip_left_right(x, seed=0), y)).prefetch(2))
-    t0 = time.perf_counter()
-    model.fit(ds, epochs=epochs, verbose=0)
-    train_s = time.perf_counter() - t0
-    probs = model.predict(data["x_test"], batch_size=64, verbose=0)
-    return model, float(np.mean(probs.argmax(1) == data["y_test"])), train_s
+def recipe(label: str, name: str, options: dict, *, epochs: int, count: int) -> "edgecls.Recipe":
+    """The fixed schedule: Adam 2e-3 with cosine decay, batch 32, horizontal flips, label smoothing 0.1;
+    shapes at 64 px split 80/20 (no validation: the short schedule has no early stopping to feed)."""
+    return edgecls.Recipe.from_dict({
+        "name": run_name(label),
+        "description": f"{label} on shapes {SIZE} px, benchmarks/models.py",
+        "seed": 0,
+        "data": {"source": "shapes",
+                 "options": {"image_size": SIZE, "classes": list(CLASSES), "count": count, "seed": 0},
+                 "image_size": SIZE, "channels": 3, "normalize": {"mean": [0.5] * 3, "std": [0.5] * 3},
+                 "splits": {"validation": 0.0, "test": 0.2}, "augment": {"flip": "horizontal"}},
+        "model": {"name": name, "options": dict(options)},
+        "train": {"epochs": epochs, "batch_size": 32, "optimizer": {"name": "adam", "learning_rate": 2e-3},
+                  "schedule": {"name": "cosine"}, "label_smoothing": 0.1},
+        "export": [{"name": "float32", "mode": "float32"},
+                   {"name": "int8", "mode": "int8", "input_type": "int8", "output_type": "int8"}],
+    })
 
 
-def int8_metrics(model, data: dict, *, threads: int, runs: int) -> tuple:
-    """Full-int8 conversion (int8 in and out), test accuracy in the interpreter, and latency of one image."""
-    from edgecls.export.convert import convert
-    from edgecls.runtime.runner import Runner
-    from edgecls.runtime.timing import time_calls
+def train_options(run: "edgecls.Run", rec: "edgecls.Recipe") -> dict:
+    """Reuse the run's training when it was made from this very recipe (resume: a finished run is kept,
+    an interrupted one continues); otherwise train it again (force)."""
+    if not run.recipe.is_file():
+        return {}
+    try:
+        same = edgecls.Recipe.load(run.recipe) == rec
+    except edgecls.EdgeclsError:  # a damaged recipe.yaml: start over
+        same = False
+    return {"resume": True} if same else {"force": True}
 
-    n = len(data["x_train"])
-    rep = data["x_train"][np.random.default_rng(1).choice(n, min(200, n), replace=False)]
-    blob = convert(model, "int8", representative=rep, input_type="int8", output_type="int8")
-    runner = Runner(blob, num_threads=threads)
-    correct = 0
-    for x, y in zip(data["x_test"], data["y_test"]):
-        correct += int(runner.run(runner.as_input(x)).argmax() == y)
-    one = runner.as_input(data["x_test"][0])
-    timing = time_calls(lambda: runner.run(one), runs=runs, warmup=10)
-    return correct / len(data["y_test"]), timing.p50_ms, len(blob)
+
+def measure(label: str, name: str, options: dict, out: Path, *, epochs: int, count: int, threads: int,
+            runs: int) -> dict:
+    """One model through train -> export -> bench (each skips what is current); the table row's figures."""
+    from edgecls.models.macs import model_macs
+
+    rec = recipe(label, name, options, epochs=epochs, count=count)
+    run = edgecls.Run(out / rec.name)
+    trained = edgecls.train(rec, run, **train_options(run, rec))
+    edgecls.export(run)
+    report = edgecls.bench(run, "local", threads=[threads], runs=runs, plots=False)
+    rows = {r["variant"]: r for r in report["rows"]}
+    failed = [f"{v}: {r['status']}" for v, r in rows.items() if r["status"] != "ok"]
+    if failed:
+        raise RuntimeError(f"bench rows failed: {'; '.join(failed)}")
+    int8, f32 = rows["int8"], rows["float32"]
+    arch = edgecls.create_model(name, len(CLASSES), (SIZE, SIZE, 3), **options)  # params and MACs only
+    return {"params": int(arch.count_params()), "macs": model_macs(arch), "float_acc": trained.accuracy,
+            "int8_acc": int8["accuracy"], "int8_ms": latency(int8), "int8_kb": int8["size_bytes"] / 1024,
+            "float32_acc": f32["accuracy"], "float32_ms": latency(f32), "train_s": trained.train_seconds,
+            "run": str(run.root), "bench_row": int8}
+
+
+def latency(row: dict) -> float:
+    """A bench row's p50 (the figure its plot uses)."""
+    from edgecls.bench.latency import plot_latency
+
+    return plot_latency(row)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> Path | None:
-    """int8 accuracy against int8 latency, point area ~ file size, the Pareto front circled."""
+    """int8 accuracy against int8 latency, point area ~ file size, the Pareto front circled: each model's
+    int8 bench row, named by the model."""
     from edgecls.bench.plots import pareto_plot
 
-    pts = [{"variant": r["model"], "status": "ok", "threads": r["schedule"]["threads"], "accuracy": r["int8_acc"], "latency_ms": {"p50": r["int8_ms"]},
-            "size_bytes": r["int8_kb"] * 1024} for r in rows if "error" not in r]
+    pts = [{**r["bench_row"], "variant": r["model"]} for r in rows if "error" not in r]
     return pareto_plot(pts, path, title=title, label=("variant",))
 
 
@@ -135,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=4800, help="images generated (80%% train, 20%% test)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency")
     parser.add_argument("--runs", type=int, default=100, help="timed runs for the latency (median reported)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-models"),
+                        help="a run directory per model goes here (default runs/bench-models)")
     parser.add_argument("--json", type=Path, default=Path("runs/bench-models/models.json"),
                         help="rows, rewritten after every model (default runs/bench-models/models.json)")
     parser.add_argument("--png", type=Path, default=Path("runs/bench-models/models.png"),
@@ -144,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgecls import fileio
-    from edgecls.models.macs import model_macs
 
     wanted = set(args.only.split(",")) if args.only else None
     configs = [c for c in CONFIGS if wanted is None or c[0] in wanted or c[1] in wanted]
@@ -152,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = {}
     if args.resume and args.json.exists():
         kept = {r["model"]: r for r in json.loads(args.json.read_text()).get("rows", [])
-                if r.get("schedule") == schedule and "error" not in r}
-    data = load_data(args.count)
-    title = (f"shapes {SIZE}px, {len(CLASSES)} classes, {len(data['y_train'])} train / {len(data['y_test'])} test, "
+                if r.get("schedule") == schedule and "bench_row" in r}  # measured, by this version
+    title = (f"shapes {SIZE}px, {len(CLASSES)} classes, {args.count} images split 80/20 train/test, "
              f"{args.epochs} epochs, int8 latency: median of {args.runs} runs, {args.threads} thread(s)")
     print(title, flush=True)
     rows = []
@@ -163,14 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(kept[label])
             print(f"  [{i}/{len(configs)}] {label}: kept from {args.json}", file=sys.stderr, flush=True)
             continue
+        print(f"  [{i}/{len(configs)}] {label}: train, export, bench in {args.out / run_name(label)}",
+              file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
-            model, float_acc, train_s = train(name, options, data, epochs=args.epochs)
-            params = model.count_params()
-            int8_acc, ms, size = int8_metrics(model, data, threads=args.threads, runs=args.runs)
-            row = {"params": params, "macs": model_macs(model), "float_acc": float_acc, "int8_acc": int8_acc,
-                   "int8_ms": ms, "int8_kb": size / 1024, "train_s": train_s}
-            said = f"float {float_acc:.3f}, int8 {int8_acc:.3f} at {ms:.2f} ms"
+            row = measure(label, name, options, args.out, epochs=args.epochs, count=args.count,
+                          threads=args.threads, runs=args.runs)
+            said = f"float {row['float_acc']:.3f}, int8 {row['int8_acc']:.3f} at {row['int8_ms']:.2f} ms"
         except Exception as exc:  # one net failing must not cost the others their rows
             row = {"error": f"{type(exc).__name__}: {first_line(exc)}"[:160]}
             said = "FAILED " + row["error"]

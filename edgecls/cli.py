@@ -56,8 +56,6 @@ def _print_metrics(report: dict, title: str) -> None:
 def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, force: bool,
           worker_hosts: str | None, task_index: int | None) -> None:
     """Train RECIPE (a file, or the name of a bundled recipe) into its run directory."""
-    import os
-
     from edgecls.recipe import load_recipe
 
     if (worker_hosts is None) != (task_index is None):
@@ -67,13 +65,13 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
 
         os.environ["TF_CONFIG"] = worker_hosts_config(worker_hosts, task_index)
         overrides = (*overrides, "train.strategy=multi_worker", "train.cluster=tf_config")
-    rec = load_recipe(recipe, overrides)
-    from edgecls.train.trainer import run_dir_for, train as train_recipe
+    from edgecls import api
 
-    run = run_dir_for(rec, run_dir)
+    rec = load_recipe(recipe, overrides)
+    run = api.run_for(rec, run_dir)
     log.info("training '%s' into %s", rec.name, run.root)
-    report = train_recipe(rec, run, resume=resume, force=force)
-    _print_metrics(report, f"test metrics ({run.train_metrics}):")
+    record = api.train(rec, run, resume=resume, force=force)
+    _print_metrics(record.metrics, f"test metrics ({run.train_metrics}):")
 
 
 @cli.command()
@@ -88,7 +86,8 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
 @click.argument("more", nargs=-1, type=click.Path())
 def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
     """Score every exported variant of RUN_DIR for accuracy and latency on a device; table, CSV, Pareto plot."""
-    from edgecls.bench import compare_reports, format_table, run_bench
+    from edgecls import api
+    from edgecls.bench import compare_reports, format_table
 
     if compare:
         report = compare_reports([*compare, *([run_dir] if run_dir else []), *more], out)
@@ -96,7 +95,7 @@ def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
         return
     if not run_dir or more:
         raise UsageError("usage: edgecls bench RUN_DIR --device NAME, or edgecls bench --compare DIR DIR...")
-    report = run_bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out)
+    report = api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out)
     click.echo(format_table(report["rows"]))
     click.echo(f"report: {report['out_dir']}/report.json, plot: {report['out_dir']}/pareto.png")
     if not report["complete"]:
@@ -112,18 +111,19 @@ def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
               help="Device recipe (name in devices/ or a path) to benchmark on; 'none' stops after export.")
 def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device: str) -> None:
     """Train, compress, export and benchmark RECIPE, skipping stages that are already complete."""
-    from edgecls.flow import run_all
-    from edgecls.recipe import load_recipe
-    from edgecls.train.trainer import run_dir_for
+    from edgecls import api
 
-    rec = load_recipe(recipe, overrides)
-    run = run_dir_for(rec, run_dir)
-    report = run_all(rec, run, device=None if device == "none" else device)
-    if device != "none" and report:
+    report = api.run_all(recipe, run_dir, overrides=overrides, device=None if device == "none" else device)
+    if isinstance(report, dict):
         from edgecls.bench.report import format_table
 
         click.echo(format_table(report["rows"]))
         click.echo(f"plot: {report['out_dir']}/pareto.png")
+        if not report["complete"]:
+            raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
+                               "the status column says why")
+    elif hasattr(report, "variants"):
+        _print_variants(report)
 
 
 @cli.command()
@@ -132,15 +132,12 @@ def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device
 @click.option("--force", is_flag=True, help="Run stages again even if their output exists.")
 def compress(run_dir: str, stages: tuple[str, ...], force: bool) -> None:
     """Run the recipe's compress: stages (prune, cluster, QAT) on a trained RUN_DIR."""
-    from pathlib import Path
+    from edgecls import api
 
-    from edgecls.compress.stages import compress as run_compress
-    from edgecls.rundir import RunDir
-
-    report = run_compress(RunDir(Path(run_dir)), only=stages, force=force)
+    records = api.compress(run_dir, stages=stages, force=force)
     click.echo(f"{'stage':<16} {'kind':<9} {'accuracy':>8} {'sparsity':>8}  model")
-    for name, e in report.items():
-        click.echo(f"{name:<16} {e['kind']:<9} {e['accuracy']:>8.4f} {e.get('sparsity', 0):>8.2%}  {e['path']}")
+    for name, r in records.items():
+        click.echo(f"{name:<16} {r.kind:<9} {r.accuracy:>8.4f} {r.metrics.get('sparsity', 0):>8.2%}  {r.path}")
 
 
 @cli.command("export")
@@ -149,66 +146,77 @@ def compress(run_dir: str, stages: tuple[str, ...], force: bool) -> None:
 @click.option("--force", is_flag=True, help="Convert again even if the file exists.")
 def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
     """Convert RUN_DIR's models to the recipe's TFLite variants, with metadata and parity checks."""
-    from pathlib import Path
+    from edgecls import api
 
-    from edgecls.export.stage import export
-    from edgecls.rundir import RunDir
+    _print_variants(api.export(run_dir, variants=variants, force=force))
 
-    report = export(RunDir(Path(run_dir)), only=variants, force=force)
+
+def _print_variants(report) -> None:
     click.echo(f"{'variant':<16} {'mode':<8} {'source':<12} {'size':>9} {'gzip':>9} {'accuracy':>8} "
                f"{'agree':>6} {'max|diff|':>9} {'int-only':>8}  io")
-    for e in report["variants"]:
-        click.echo(f"{e['name']:<16} {e['mode']:<8} {e['source']:<12} {e['size_bytes']:>9,} {e['gzip_bytes']:>9,} "
-                   f"{e['accuracy']:>8.4f} {e['top1_agreement']:>6.3f} {e['max_abs_diff']:>9.4f} "
-                   f"{'yes' if e['fully_integer'] else 'no':>8}  {e['input_dtype']}/{e['output_dtype']}")
+    for e in report.variants:
+        click.echo(f"{e.name:<16} {e.mode:<8} {e.source:<12} {e.size_bytes:>9,} {e.gzip_bytes:>9,} "
+                   f"{e.accuracy:>8.4f} {e.top1_agreement:>6.3f} {e.max_abs_diff:>9.4f} "
+                   f"{'yes' if e.fully_integer else 'no':>8}  {e.input_dtype}/{e.output_dtype}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def status(run_dir: str, as_json: bool) -> None:
+    """Every stage, variant and bench report of RUN_DIR: done, stale (and why), missing or failed.
+
+    Exit code 0 when everything is done, 3 when something is stale, missing or failed.
+    """
+    from edgecls import api
+
+    rows = api.status(run_dir)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row.to_json()))
+    else:
+        width = max(len(r.name) for r in rows)
+        for r in rows:
+            why = f"  ({r.why})" if r.why else ""
+            click.echo(f"{r.kind:<8} {r.name:<{width}}  {r.state:<7}  {r.path}{why}")
+    if any(r.state != "done" for r in rows):
+        raise SystemExit(3)
+
+
+def _classify_options(fn):
+    """classify's options as click options, from the table the zipapp's argparse CLI is built from.
+
+    They collect text; ``resolve`` (edgecls.runtime.options) converts and checks it, so both CLIs refuse a bad
+    value with the same one line.
+    """
+    from edgecls.runtime.options import CLASSIFY
+
+    for o in reversed(CLASSIFY):
+        if o.kind == "flag":
+            fn = click.option(o.flag, o.dest, is_flag=True, default=False, help=o.help_text)(fn)
+        else:
+            fn = click.option(o.flag, o.dest, type=click.Choice(o.choices) if o.choices else str,
+                              default=None if o.default is None else str(o.default), metavar=o.metavar,
+                              help=o.help_text)(fn)
+    return fn
 
 
 @cli.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, metavar="[IMAGE_OR_DIR]...")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Answers per image.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Interpreter threads [default: all cores, at most 4].")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@click.option("--labels", default=None, metavar="FILE", help="Labels file, one per line (overrides the model's).")
-@click.option("--mean", default=None, metavar="M[,M,M]",
-              help="The model takes (pixel - mean) / std [default: metadata, else 0].")
-@click.option("--std", default=None, metavar="S[,S,S]", help="See --mean [default: metadata, else 1].")
-@click.option("--resize", type=click.Choice(["stretch", "crop"]), default=None,
-              help="Aspect policy [default: metadata, else stretch].")
-@click.option("--output", "output_kind", type=click.Choice(["probabilities", "logits", "auto"]), default=None,
-              help="What the model outputs [default: metadata, else auto].")
-@click.option("--fast-decode", "draft", is_flag=True,
-              help="Decode large JPEGs at reduced scale (faster; pixels differ slightly).")
-@click.option("--backend", default=None, help="ai-edge-litert | tflite-runtime | tensorflow [default: first installed].")
-@click.option("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | path of a delegate library.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Decoding threads ahead of the model.")
-@click.option("--interpreters", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Copies of the model side by side, each with threads/N threads: more images/s for many files.")
-@click.option("--camera", default=None, metavar="N",
-              help="Classify frames of OpenCV camera N (or a video file); prints top-1 and FPS.")
-@click.option("--frames", type=click.IntRange(min=1), default=None, help="With --camera: stop after N frames.")
-def classify(model, inputs, top_k, threads, as_json, labels, mean, std, resize, output_kind, draft, backend,
-             delegate, workers, interpreters, camera, frames):
+@_classify_options
+def classify(model: str, inputs: tuple[str, ...], **options) -> None:
     """Classify images, .npy arrays and folders (or --camera frames) with a .tflite MODEL; no TensorFlow needed."""
-    from edgecls.runtime.cli import classify_camera, classify_paths, parse_floats
+    from edgecls.runtime.cli import classify_command
+    from edgecls.runtime.options import CLASSIFY, resolve
 
-    pre = {"mean": parse_floats(mean, "--mean"), "std": parse_floats(std, "--std"), "resize": resize,
-           "output_kind": output_kind, "draft": draft or None}
-    common = {"threads": threads, "labels": labels, "backend": backend, "delegate": delegate, "as_json": as_json}
-    if camera is not None:
-        if inputs:
-            raise UsageError("give either images or --camera, not both")
-        code = classify_camera(model, int(camera) if camera.isdigit() else camera, frames=frames, **common, **pre)
-    else:
-        code = classify_paths(model, list(inputs), top_k=top_k, workers=workers, interpreters=interpreters, **common, **pre)
+    code = classify_command(model, inputs, resolve(CLASSIFY, options), sys.stdout, sys.stderr)
     if code:
         raise SystemExit(code)  # some inputs failed; each already printed its one "error:" line
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model")  # a plain string: the model reader says what is wrong with it in one line
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model: str, as_json: bool) -> None:
     """Inputs, outputs, quantization, metadata, op counts and size of a .tflite MODEL (no TensorFlow needed)."""
@@ -267,6 +275,19 @@ def recipes() -> None:
 
 
 @cli.command()
+def devices() -> None:
+    """List the device recipes (./devices, then the bundled ones) with their descriptions."""
+    from edgecls.devices import list_devices
+
+    rows = list_devices()
+    width = max((len(name) for name, _, _ in rows), default=4)
+    for name, path, desc in rows:
+        click.echo(f"{name:<{width}}  {desc}")
+    if not rows:
+        click.echo("no device recipes found (looked in ./devices and the bundled folder)")
+
+
+@cli.command()
 @click.argument("pattern", default="*")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--input-size", type=int, default=None, help="Parameters and MACs at this input size (square).")
@@ -307,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="edgecls", standalone_mode=False)
     except EdgeclsError as err:
         click.echo(f"error: {err}", err=True)
-        if getattr(err, "hard_exit", False):  # TensorFlow threads wait on peers that never come: leave now
+        if err.hard_exit:  # TensorFlow threads wait on peers that never come: leave now
             sys.stderr.flush()
             os._exit(err.exit_code)
         return err.exit_code

@@ -10,12 +10,17 @@ from __future__ import annotations
 def first_line(err: BaseException, *, prefer: str | None = None, limit: int = 300) -> str:
     """The first non-blank line of an exception's message (its type name when the message is empty).
 
-    ``prefer``: a lower-case word; the first line containing it wins (a converter's line naming an op).
+    ``prefer``: a regular expression (case-insensitive); the first line where it matches wins, from
+    the match on (a converter's line naming an unsupported op, TensorFlow's "Feature: ..." cause).
     The one helper for turning a library's multi-line error into the one line a user reads.
     """
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    import re
+
+    text = getattr(err, "message", None) or str(err)  # TensorFlow's OpError keeps the bare message here
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     if prefer:
-        lines = [ln for ln in lines if prefer in ln.lower()] + lines
+        found = [m.string[m.start():] for m in (re.search(prefer, ln, re.I) for ln in lines) if m]
+        lines = found + lines
     return (lines[0] if lines else type(err).__name__)[:limit]
 
 
@@ -23,6 +28,7 @@ class EdgeclsError(Exception):
     """A failure the user can fix; the message says what, where and what to do."""
 
     exit_code = 1
+    hard_exit = False  # True: TensorFlow threads wait on peers that never come; the CLI leaves with os._exit
 
 
 class UsageError(EdgeclsError):

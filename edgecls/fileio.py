@@ -6,11 +6,39 @@ over the target (``os.replace`` is atomic on POSIX and Windows).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from edgecls.errors import EdgeclsError
+
+
+class DiskFull(EdgeclsError):
+    """No space (or quota) left while writing a file; the earlier file, if any, is untouched."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _file_mode() -> int:
+    """0666 less the umask: what open() gives a new file (mkstemp's 0600 would hide outputs from others)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    # Keras and h5py wrap the OSError; look down the chain and at the message.
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in _FULL:
+            return True
+        if "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 @contextlib.contextmanager
@@ -27,7 +55,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except Exception as err:
+        if _is_disk_full(err):
+            raise DiskFull(f"{path}: no space left on the device while writing it; free some space and run "
+                           "again (the earlier file is kept)") from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

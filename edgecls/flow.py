@@ -1,38 +1,33 @@
-"""The whole path in one call: train -> compress -> export -> bench, skipping what is already done.
+"""The whole path in one call: train -> compress -> export -> bench, skipping what is current.
 
-Each stage is the same plain function its own command calls, reading and
-writing the run directory, so `edgecls run` resumes where it stopped.
+Each stage is the same public function its own command calls (edgecls.api),
+reading and writing the run directory, so `edgecls run` resumes where it
+stopped and redoes what a changed input made stale.
 """
 from __future__ import annotations
 
 import logging
 
+from edgecls import api
 from edgecls.recipe.schema import Recipe
-from edgecls.rundir import RunDir
+from edgecls.run import Run
 
 log = logging.getLogger("edgecls")
 
 
-def run_all(recipe: Recipe, run: RunDir, *, device: str | None = "local") -> dict:
-    """Run every stage the recipe has; returns the bench report (or the export report without a device)."""
-    from edgecls.train.trainer import train
-
-    log.info("== train")
-    train(recipe, run, resume=True)  # a finished run is kept, an interrupted one continues
-    if recipe.compress:
-        from edgecls.compress.stages import compress
-
-        log.info("== compress")
-        compress(run)
-    if not recipe.export:
-        return {}
-    from edgecls.export.stage import export
-
-    log.info("== export")
-    report = export(run)
-    if device:
-        from edgecls.bench.run import bench_run
-
+def run_all(recipe: Recipe, run: Run, *, device: str | None = "local"):
+    """Run every stage the recipe has; returns the bench report (the ExportRecord without a device)."""
+    with run.lock("run"):  # one writer for the whole path, not a gap between stages for another to enter
+        log.info("== train")
+        record = api.train(recipe, run, resume=True)  # a finished run is kept, an interrupted one continues
+        if recipe.compress:
+            log.info("== compress")
+            api.compress(run)
+        if not recipe.export:
+            return record
+        log.info("== export")
+        exported = api.export(run)
+        if not device:
+            return exported
         log.info("== bench on %s", device)
-        report = bench_run(run, device)
-    return report
+        return api.bench(run, device)

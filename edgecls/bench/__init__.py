@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from edgecls.bench.compare import compare_reports
 from edgecls.bench.report import format_table, pareto_front
-from edgecls.bench.run import bench_run, parse_threads, run_bench
+from edgecls.bench.run import parse_threads, run_bench
 
-__all__ = ["bench_run", "compare_reports", "format_table", "pareto_front", "parse_threads", "run_bench"]
+__all__ = ["compare_reports", "format_table", "pareto_front", "parse_threads", "run_bench"]
+
+from edgecls.api import callable_package as _callable_package
+
+_callable_package(__name__, "bench")  # edgecls.bench(...) is the public API function (edgecls/api.py)

@@ -1,7 +1,7 @@
 """Accuracy of the exported variants on the run's test split.
 
-The host writes the test split once as an ``.npz`` (uint8 pixels at the
-model's size, labels, class names: :func:`write_test_npz`); the device's
+Export writes the test split once as ``export/test.npz`` (uint8 pixels at
+the model's size, labels, class names: :func:`read_test_split` reads it); the device's
 runtime evaluates each variant on it with all its cores
 (``edgecls-runtime.pyz eval``, :mod:`edgecls.runtime.evaluate`), so the
 figures are those of the device's interpreter. For adb devices (no Python on
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.devices.base import EVALUATION_ANSWER
 from edgecls.devices.schema import DeviceRecipe
-from edgecls.errors import StageError
-from edgecls.rundir import RunDir
+from edgecls.errors import StageError, first_line
+from edgecls.run import Run
 
 log = logging.getLogger("edgecls.bench")
 
@@ -35,35 +36,34 @@ class TestSplit:
         return int(len(self.labels))
 
 
-def write_test_npz(run: RunDir, folder: str | Path) -> TestSplit:
-    """The run's test split as ``folder/test.npz``: pixels (N, H, W, 3) uint8, labels, class_names."""
-    from edgecls.data.run_data import load_run_data
-    from edgecls.recipe import load_recipe
-
-    if not run.recipe.exists():
-        raise StageError(f"{run.recipe} not found: is {run.root} a run directory (edgecls train made it)?")
-    recipe = load_recipe(run.recipe)
-    data = load_run_data(recipe, run)
-    pixels = np.ascontiguousarray(data.pixels("test", channels=3), dtype=np.uint8)
-    labels = np.asarray(data.labels("test"), dtype=np.int64)
-    names = tuple(str(n) for n in data.class_names)
-    path = Path(folder) / "test.npz"
-    np.savez(path, pixels=pixels, labels=labels, class_names=np.array(names, dtype=str))
+def read_test_split(run: Run) -> TestSplit:
+    """The run's test split as export wrote it (``export/test.npz``: pixels (N, H, W, 3) uint8, labels,
+    class_names): bench reads no data source, so it runs where only the runtime is installed."""
+    path = run.test_split
+    if not path.is_file():
+        raise StageError(f"{path} not found: run `edgecls export {run.root}` (it writes the test split for bench)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            labels = np.asarray(npz["labels"], dtype=np.int64)
+            names = tuple(str(n) for n in npz["class_names"])
+    except (OSError, ValueError, KeyError) as err:
+        raise StageError(f"{path}: not a readable test split ({first_line(err)}); run `edgecls export "
+                         f"{run.root} --force`") from None
     return TestSplit(path, labels, names)
 
 
 def row_fields(report: dict | None) -> dict:
-    """accuracy, top5_accuracy, macro_f1, ece of an evaluation (None where absent)."""
+    """accuracy, top5_accuracy, macro_f1, ece of an evaluation (None where absent).
+
+    ``report`` is a runner's answer, already checked (``DeviceRunner.evaluate``): finite numbers or None."""
     report = report or {}
     return {k: (round(float(report[k]), 6) if report.get(k) is not None else None) for k in ROW_KEYS}
 
 
 def summary(report: dict) -> dict:
-    """What report.json keeps of an evaluation: the metrics, per-class figures, the confusion matrix, how."""
-    keep = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "ece", "num_examples",
-            "per_class", "confusion_matrix", "backend", "backend_version", "delegate", "workers", "batch",
-            "seconds", "images_per_second", "cpu_count")
-    return {k: report[k] for k in keep if k in report}
+    """What report.json keeps of an evaluation: the keys a device's answer may hold and was checked for
+    (:data:`edgecls.devices.base.EVALUATION_ANSWER`: metrics, per-class figures, the confusion matrix, how)."""
+    return {k: report[k] for k in EVALUATION_ANSWER if k in report}
 
 
 def host_runner(device: DeviceRecipe):

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from edgecls import fileio
 from edgecls.bench.report import mark_front, markdown_table, summarize, write_report
-from edgecls.errors import UsageError
+from edgecls.errors import UsageError, first_line
 
 
 def _report_path(item: str | os.PathLike) -> Path:
@@ -35,10 +35,11 @@ def compare_reports(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     for f in files:
         try:
             report = fileio.read_json(f)
-        except ValueError as err:
-            raise UsageError(f"{f}: not a readable report ({err})") from None
-        if "rows" not in report:
-            raise UsageError(f"{f}: not an edgecls bench report (no rows)")
+        except (ValueError, UnicodeDecodeError) as err:  # cut short, or not JSON at all
+            raise UsageError(f"{f}: not a readable report ({first_line(err)}); run edgecls bench again") from None
+        if (not isinstance(report, dict) or not isinstance(report.get("rows"), list)
+                or not all(isinstance(r, dict) for r in report["rows"])):
+            raise UsageError(f"{f}: not an edgecls bench report (no list of rows); run edgecls bench again")
         device = report.get("device") or f.parent.name
         sources.append({"device": device, "report": str(f), "run_dir": report.get("run_dir"),
                         "recipe": report.get("recipe"), "complete": report.get("complete", False),

@@ -22,7 +22,9 @@ def _r(value, digits: int = 4):
 
 
 def row_fields(result: dict | None) -> dict:
-    """latency_ms {p50, p90, p99, mean}, init_ms, peak_rss_mb and where they came from."""
+    """latency_ms {p50, p90, p99, mean}, init_ms, peak_rss_mb and where they came from.
+
+    ``result`` is a runner's answer, already checked (``DeviceRunner.latency``): finite numbers or None."""
     result = result or {}
     return {
         "latency_ms": {"p50": _r(result.get("p50_ms")), "p90": _r(result.get("p90_ms")),

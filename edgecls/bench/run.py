@@ -1,7 +1,7 @@
 """``edgecls bench``: every exported variant, scored for accuracy and timed on one device.
 
-Reads ``export/export.json`` and ``export/*.tflite`` (and the recipe and
-split, for the test images); writes ``bench/<device>/``: report.json,
+Reads ``export/export.json``, ``export/*.tflite`` and ``export/test.npz`` (the
+test images: no data source, no TensorFlow); writes ``bench/<device>/``: report.json,
 report.csv, report.md, pareto.png and confusion-<variant>.png. The steps:
 
 1. open the device (connect; check its Python, numpy and interpreter
@@ -31,7 +31,8 @@ from edgecls.bench.report import mark_front, summarize, write_report
 from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
 from edgecls.errors import StageError, UsageError
 from edgecls.recipe.typed import to_plain
-from edgecls.rundir import RunDir
+from edgecls.run import Run, VariantRecord
+from edgecls.runtime.options import MAX_THREADS
 
 log = logging.getLogger("edgecls.bench")
 
@@ -48,34 +49,30 @@ def parse_threads(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
             raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2,4; got {text!r}") from None
     else:
         values = tuple(int(v) for v in text)
-    if not values or any(v < 1 for v in values):
-        raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2,4; got {text!r}")
+    if not values or any(not 1 <= v <= MAX_THREADS for v in values):
+        raise UsageError(f"--threads takes comma-separated integers from 1 to {MAX_THREADS}, e.g. 1,2,4; "
+                         f"got {text!r}")
     return tuple(dict.fromkeys(values))
 
 
-def _variants(run: RunDir, device: DeviceRecipe) -> list[dict]:
-    from edgecls.export.stage import export_json
-
-    path = export_json(run)
-    if not path.exists():
-        raise StageError(f"{path} not found: run `edgecls export {run.root}` first")
-    from edgecls import fileio
-
-    entries = fileio.read_json(path).get("variants", [])
-    chosen = [e for e in entries if any(fnmatch.fnmatchcase(e["name"], p) for p in device.variants)]
+def _variants(run: Run, device: DeviceRecipe) -> list[VariantRecord]:
+    exported = run.exported()
+    if exported is None:
+        raise StageError(f"{run.export_json} not found: run `edgecls export {run.root}` first")
+    chosen = [v for v in exported.variants if any(fnmatch.fnmatchcase(v.name, p) for p in device.variants)]
     if not chosen:
-        names = ", ".join(e["name"] for e in entries) or "none"
+        names = ", ".join(v.name for v in exported.variants) or "none"
         raise StageError(f"no exported variant of {run.root} matches the device's variants "
                          f"({', '.join(device.variants)}); exported: {names}")
     return chosen
 
 
-def _model_file(run: RunDir, entry: dict, suffix: str) -> Path:
-    path = run.root / entry.get("path", f"export/{entry['name']}.tflite")
+def _model_file(run: Run, entry: VariantRecord, suffix: str) -> Path:
+    path = run.root / entry.path
     return path.with_name(f"{path.stem}{suffix}{path.suffix}") if suffix else path
 
 
-def _missing_reason(path: Path, run: RunDir, suffix: str) -> str:
+def _missing_reason(path: Path, run: Run, suffix: str) -> str:
     rel = os.path.relpath(path, run.root)
     if suffix == "_edgetpu":
         return (f"model: {rel} not found: compile it with the Edge TPU compiler, "
@@ -92,14 +89,25 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
     report (also written to ``bench/<device>/report.json``). Raises DeviceError
     when the device cannot be used at all, StageError when the run has no export.
     """
-    run = RunDir(Path(run_dir))
+    run = Run.open(run_dir.root if isinstance(run_dir, Run) else run_dir)
     dev = device if isinstance(device, DeviceRecipe) else load_device(device)
     thread_counts = parse_threads(threads) or dev.threads
     runs = dev.runs if runs is None else int(runs)
     warmup = dev.warmup if warmup is None else int(warmup)
     if runs < 1 or warmup < 0:
         raise UsageError(f"--runs must be >= 1 and --warmup >= 0 (got {runs}, {warmup})")
+    with run.lock(f"bench --device {dev.name}"):
+        return _bench(run, dev, thread_counts, runs, warmup, out_dir, plots)
+
+
+def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, out_dir, plots: bool) -> dict:
     entries = _variants(run, dev)
+    # Timing a file its record no longer describes would report numbers for another model. Inputs that
+    # are not here (a copy of export/ on a device host) cannot be checked; a changed one is proof.
+    for e in entries:
+        why = run.stale_because(e, None, run.root / e.path, missing_ok=True) if e.made_from else None
+        if why:
+            raise StageError(f"export variant '{e.name}' is stale ({why}); run `edgecls export {run.root}` first")
     out = Path(out_dir) if out_dir else run.bench(dev.name)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -108,14 +116,14 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
     for e in entries:
         path = _model_file(run, e, dev.model_suffix)
         if path.is_file():
-            models[e["name"]] = path
+            models[e.name] = path
         else:
-            missing[e["name"]] = _missing_reason(path, run, dev.model_suffix)
+            missing[e.name] = _missing_reason(path, run, dev.model_suffix)
 
     with tempfile.TemporaryDirectory(prefix="edgecls-bench-") as tmp:
         from edgecls.runtime.pack import build_zipapp
 
-        split = acc.write_test_npz(run, tmp)
+        split = acc.read_test_split(run)
         pyz = build_zipapp(Path(tmp) / "edgecls-runtime.pyz")
         log.info("bench: %d variant(s) of %s on %s (%s); test split %d images; threads %s; %d runs after %d "
                  "warm-up", len(entries), run.root, dev.name, dev.where, split.size,
@@ -138,7 +146,9 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
     mark_front(rows)
     report = {
         "device": dev.name, "connect": dev.connect, "where": dev.where, "device_info": info,
-        "device_recipe": to_plain(dev), "run_dir": str(run.root), "recipe": _recipe_name(run),
+        "device_recipe": to_plain(dev), "run_dir": str(run.root), "recipe": run.exported().recipe,
+        # What the figures were measured on: a re-export makes this report stale (edgecls status).
+        "made_from": run.made_from({}, [split.path, *(run.root / e.path for e in entries)]).to_json(),
         "created": created, "edgecls_version": __version__, "threads": list(thread_counts), "runs": runs,
         "warmup": warmup, "test_images": split.size, "class_names": list(split.class_names),
         "accuracy_on": "device" if runner.evaluates_on_device else "host",
@@ -151,20 +161,6 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
                                                   "rows failed"
     log.info("bench: %s -> %s (%s)", dev.name, out / "report.json", state)
     return report
-
-
-def bench_run(run: RunDir, device: str) -> dict:
-    """What ``edgecls run RECIPE --device NAME`` calls after export: the device recipe's own settings."""
-    return run_bench(run.root, device)
-
-
-def _recipe_name(run: RunDir) -> str | None:
-    try:
-        import yaml
-
-        return (yaml.safe_load(run.recipe.read_text()) or {}).get("name")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _describe(info: dict) -> str:
@@ -183,10 +179,10 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
     total = len(entries) * len(dev.delegates) * (1 + len(thread_counts))
     step = 0
     for e in entries:
-        name = e["name"]
-        size = os.path.getsize(models[name]) if name in models else e.get("size_bytes")
+        name = e.name
+        size = os.path.getsize(models[name]) if name in models else e.size_bytes
         for delegate in dev.delegates:
-            base = {"variant": name, "mode": e.get("mode"), "delegate": delegate, "device": dev.name,
+            base = {"variant": name, "mode": e.mode, "delegate": delegate, "device": dev.name,
                     "size_bytes": size, "accuracy_on": "device" if evaluator is runner else "host"}
             if name in missing:
                 step += 1 + len(thread_counts)

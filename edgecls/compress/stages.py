@@ -3,10 +3,13 @@
 Reads ``recipe.yaml``, ``split.json`` and ``train/model.keras`` (or an earlier
 stage); writes ``compress/<stage>.keras`` (``.h5`` for QAT: tf_keras's .keras
 format cannot reload tfmot's quantize layers) and ``compress/metrics.json``.
-A stage whose output exists is skipped, so the command resumes.
+A stage whose record is current (same recipe section, same source model and
+split, its model file unchanged) is skipped, so the command resumes; a stale
+one is run again and the log says why.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -18,13 +21,14 @@ from edgecls import fileio
 from edgecls.errors import StageError, first_line
 from edgecls.recipe import load_recipe
 from edgecls.recipe.schema import CompressStage, Recipe
+from edgecls.run import Run, StageRecord, sha256_file
 from edgecls.rundir import RunDir
 
 log = logging.getLogger("edgecls.compress")
 
 
 def stage_path(run: RunDir, stage: CompressStage) -> Path:
-    return run.compress / f"{stage.name}{'.h5' if stage.kind == 'quantize' else '.keras'}"
+    return run.stage_model(stage.name, stage.kind)
 
 
 def source_of(recipe: Recipe, index: int) -> str:
@@ -47,17 +51,11 @@ def load_model(run: RunDir, recipe: Recipe, name: str):
     if not path.exists():
         cmd = "edgecls train" if name == "train" else "edgecls compress"
         raise StageError(f"{path} not found: run `{cmd}` first")
-    from edgecls._tf import keras, tfmot
-    import edgecls.train.optim  # noqa: F401  (registers the learning-rate schedule for deserialization)
+    from edgecls.models.loading import load_keras_model
 
-    try:
-        if path.suffix == ".h5":
-            with tfmot().quantization.keras.quantize_scope():
-                return keras.models.load_model(str(path), compile=False)
-        return keras.models.load_model(str(path), compile=False)
-    except (OSError, ValueError) as err:
-        raise StageError(f"{path} cannot be loaded ({first_line(err)}); "
-                         "it may be truncated: run the stage again with --force") from None
+    # Checked before Keras reads it (no Lambda or other code runs); the .h5 of a QAT stage needs tfmot's scope.
+    what = "the trained model" if name == "train" else f"compress stage '{name}'"
+    return load_keras_model(path, what=what, quantized=path.suffix == ".h5")
 
 
 def _technique(kind: str):
@@ -66,10 +64,21 @@ def _technique(kind: str):
     return {"prune": prune, "cluster": cluster, "quantize": quantize}[kind]
 
 
-def compress(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) -> dict:
-    """Run the stages; returns compress/metrics.json's content."""
-    if not run.recipe.exists():
-        raise StageError(f"{run.recipe} not found: run `edgecls train` first")
+def compress(run: Run, *, only: tuple[str, ...] = (), force: bool = False) -> dict[str, StageRecord]:
+    """Run the stages that are missing or stale (all of ``only`` with ``force``); returns every stage's record."""
+    from edgecls.train.strategy import writes_run
+
+    run = Run.open(run.root)
+    chief = writes_run(load_recipe(run.recipe).train)  # multi-worker: every worker runs this, the chief writes
+    with (run.lock("compress") if chief else contextlib.nullcontext()):
+        try:
+            return _compress(run, only, force)
+        finally:
+            if "edgecls._tf" in sys.modules:  # a failed stage must not leave the process in mixed precision
+                sys.modules["edgecls._tf"].keras.mixed_precision.set_global_policy("float32")
+
+
+def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRecord]:
     recipe = load_recipe(run.recipe)
     if not recipe.compress:
         raise StageError(f"{run.recipe} has no compress: stages")
@@ -84,17 +93,25 @@ def compress(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) ->
             raise StageError(f"compress stage '{stage.name}' reads the QAT stage '{src}': QAT must come last "
                              "(use preserve: sparsity|clusters|both to combine)")
 
-    metrics_path = run.compress / "metrics.json"
-    report = fileio.read_json(metrics_path) if metrics_path.exists() else {}
+    records = run.stages()
     todo = [(i, s) for i, s in enumerate(recipe.compress) if not only or s.name in only]
+    redo: set[str] = set()  # stages run now: those reading them are stale too, whatever their files say
     pending = []
     for i, stage in todo:
-        if force or not stage_path(run, stage).exists() or stage.name not in report:
+        rec, out = records.get(stage.name), stage_path(run, stage)
+        src = source_of(recipe, i)
+        why = ("--force" if force else "not run yet" if rec is None or not out.exists() else
+               f"its source '{src}' is compressed again" if src in redo else
+               run.stale_because(rec, Run.stage_sections(recipe, stage), out))
+        if why:
+            if rec is not None and not force:
+                log.info("compress: %s is stale (%s); running it again", stage.name, why)
             pending.append((i, stage))
+            redo.add(stage.name)
         else:
-            log.info("compress: %s is done (%s); --force runs it again", stage.name, stage_path(run, stage))
+            log.info("compress: %s is done (%s); --force runs it again", stage.name, run.rel(out))
     if not pending:
-        return report
+        return records
 
     from edgecls.train.strategy import build_strategy
     info = build_strategy(recipe.train)
@@ -106,22 +123,21 @@ def compress(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) ->
     data = load_run_data(recipe, run)
     for i, stage in pending:
         t0 = time.perf_counter()
-        entry = _run_stage(recipe, run, data, info, stage, source_of(recipe, i))
-        entry["seconds"] = round(time.perf_counter() - t0, 1)
-        report[stage.name] = entry
+        rec = _run_stage(recipe, run, data, info, stage, source_of(recipe, i))
+        rec.seconds = round(time.perf_counter() - t0, 1)
+        records[stage.name] = rec
         if info.is_chief:
-            fileio.write_json(metrics_path, report)
-        log.info("compress: %s done: accuracy %.4f, %s", stage.name, entry["accuracy"],
-                 f"sparsity {entry['sparsity']:.2%}" if "sparsity" in entry else stage.kind)
-    keras.mixed_precision.set_global_policy("float32")
-    return report
+            fileio.write_json(run.compress_metrics, {n: {k: v for k, v in r.to_json().items() if k != "name"}
+                                                     for n, r in records.items()})
+        log.info("compress: %s done: accuracy %.4f, %s", stage.name, rec.accuracy,
+                 f"sparsity {rec.metrics['sparsity']:.2%}" if "sparsity" in rec.metrics else stage.kind)
+    return records
 
 
-def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, source: str) -> dict:
+def _run_stage(recipe: Recipe, run: Run, data, info, stage: CompressStage, source: str) -> StageRecord:
     from edgecls._tf import keras, tfmot
     from edgecls.compress import weights
     from edgecls.train.callbacks import EpochLog
-    from edgecls.train.trainer import evaluate
 
     tech = _technique(stage.kind)
     if stage.kind == "prune" and stage.epochs < 1:
@@ -131,8 +147,10 @@ def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, so
     total = max(steps * stage.epochs, 1)
     lr = stage.learning_rate or recipe.train.optimizer.learning_rate / 10
     log.info("compress: %s (%s) from '%s', %d epoch(s) at lr %g", stage.name, stage.kind, source, stage.epochs, lr)
+    source_file = run.model_file(recipe, source)
+    made_from = run.made_from(Run.stage_sections(recipe, stage), [source_file, run.split])
     with info.strategy.scope():
-        base = load_model(run, recipe, source)
+        base = run.load_model(recipe, source)
         model, wrap = tech.apply(base, stage.options, total_steps=total)
         model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.train.label_smoothing),
@@ -142,15 +160,15 @@ def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, so
         model.fit(data.dataset("train", training=True, batch_size=batch), validation_data=val, epochs=stage.epochs,
                   callbacks=[*tech.callbacks(wrap), EpochLog()], verbose=1 if sys.stderr.isatty() else 0)
     final = tech.strip(model)
-    entry = {"kind": stage.kind, "source": source, "path": str(stage_path(run, stage).relative_to(run.root)),
-             "epochs": stage.epochs, "learning_rate": lr, "layers_wrapped": wrap["wrapped"],
-             "layers_left": wrap["left"]}
-    entry.update(evaluate(final, data, batch_size=max(batch, 256)))
-    entry.update(weights.sparsity_report(final))
+    figures = data.evaluate(final, batch_size=max(batch, 256))
+    figures.update(weights.sparsity_report(final))
     if stage.kind == "cluster" or (stage.kind == "quantize" and stage.options.preserve in ("clusters", "both")):
-        entry.update(weights.unique_report(final))
+        figures.update(weights.unique_report(final))
+    out = stage_path(run, stage)
+    rec = StageRecord(name=stage.name, kind=stage.kind, source=source, path=run.rel(out), metrics=figures,
+                      epochs=stage.epochs, learning_rate=lr, layers_wrapped=wrap["wrapped"], layers_left=wrap["left"],
+                      made_from=made_from)
     if info.is_chief:
-        out = stage_path(run, stage)
         with fileio.atomic_path(out, suffix=out.suffix) as tmp:
             if out.suffix == ".h5":
                 with tfmot().quantization.keras.quantize_scope(), warnings.catch_warnings():
@@ -158,4 +176,5 @@ def _run_stage(recipe: Recipe, run: RunDir, data, info, stage: CompressStage, so
                     final.save(str(tmp), include_optimizer=False)
             else:
                 final.save(str(tmp))
-    return entry
+        rec.output_sha256 = sha256_file(out)
+    return rec

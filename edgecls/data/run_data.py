@@ -17,7 +17,7 @@ from edgecls.data.splits import load_split, save_split, stratified_split
 from edgecls.errors import StageError
 from edgecls.recipe.schema import Recipe
 from edgecls.recipe.typed import to_plain
-from edgecls.rundir import RunDir
+from edgecls.run import Run
 
 log = logging.getLogger("edgecls.data")
 
@@ -40,6 +40,17 @@ class RunData:
         d = self.recipe.data
         return dict(image_size=d.image_size, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std,
                     resize=d.resize)
+
+    def save_split(self, path) -> None:
+        save_split(path, self.split, self.examples)
+
+    def evaluate(self, model, batch_size: int = 256) -> dict:
+        """Test-split metrics of a Keras model (metrics.classification_report: the keys every record holds)."""
+        from edgecls import metrics
+
+        x_test, y_test = self.arrays("test")
+        probs = model.predict(x_test, batch_size=batch_size, verbose=0)
+        return metrics.classification_report(y_test, probs, self.class_names)
 
     def labels(self, part: str) -> np.ndarray:
         return self.examples.labels[self.split[part]]
@@ -77,18 +88,20 @@ class RunData:
         return ds.with_options(options)
 
 
-def load_run_data(recipe: Recipe, run: RunDir, *, make_split: bool = False, write: bool = True) -> RunData:
+def load_run_data(recipe: Recipe, run: Run, *, make_split: bool = False, write: bool = True,
+                  fresh: bool = False) -> RunData:
     """Load the recipe's source and the run's split.
 
     ``make_split``: make (and, with ``write``, save) the split when the run has
     none yet; only training does that. Later stages need the saved one.
+    ``fresh`` (train --force): make a new split even if one is saved (the caller saves it later).
     """
     d = recipe.data
     t0 = time.perf_counter()
     examples = load_source(d.source, to_plain(d.options) if d.options is not None else {}, seed=recipe.seed)
     log.info("data: %d images, %d classes from '%s' (%.1f s)", len(examples), examples.num_classes, d.source,
              time.perf_counter() - t0)
-    if run.split.exists():
+    if run.split.exists() and not fresh:
         split = load_split(run.split)
         if max((int(v.max()) for v in split.values() if len(v)), default=-1) >= len(examples):
             raise StageError(f"{run.split} does not fit the data ({len(examples)} images): "

@@ -27,10 +27,13 @@ import glob
 import gzip
 import io
 import logging
+import math
 import os
 import pickle
 import re
 import tarfile
+import unicodedata
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Union
@@ -38,7 +41,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from edgecls.data.images import check_image
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, first_line
 
 log = logging.getLogger("edgecls.data")
 
@@ -60,6 +63,27 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 class DataError(EdgeclsError):
     """A data problem a person can fix; the message is one line: what, where, what to do."""
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a class name (a phrase to put after it), or None.
+
+    Class names become lines of labels.txt and strings in TFLite metadata: a line
+    break or another control character would split or garble them. The one rule,
+    used where class names enter: recipe fields and the sources below.
+    """
+    if not name.strip():
+        return "is empty; give every class a name"
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):  # controls, and the line/paragraph separators
+            return f"contains the control character {ch!r}; rename it"
+    return None
+
+
+def _check_class_name(name: str, where: str) -> None:
+    problem = class_name_problem(name)
+    if problem:
+        raise DataError(f"{where}: class name {name!r} {problem}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,8 @@ def _load_folder(opts: dict) -> Examples:
     if not class_names:
         raise DataError(f"folder source: {root} has no class sub-folders; put each class's "
                         "images in its own sub-folder")
+    for name in class_names:
+        _check_class_name(name, f"folder source: class folder in {root}")
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
@@ -238,7 +264,7 @@ def _load_tfrecord(opts: dict) -> Examples:
     images: list[bytes] = []
     names: list[str] = []
     labels: list[int] = []
-    texts: dict[int, str] = {}
+    texts: dict[int, tuple[str, str]] = {}
     for file in _tfrecord_files(opts["path"]):
         ds = tf.data.TFRecordDataset(file, compression_type="GZIP" if _is_gzip(file) else "")
         ds = ds.map(lambda r: tf.io.parse_single_example(r, spec))
@@ -249,8 +275,8 @@ def _load_tfrecord(opts: dict) -> Examples:
                 label = int(rec[label_key])
                 labels.append(label)
                 text = rec.get(text_key, b"") if text_key else b""
-                if text:
-                    texts.setdefault(label, text.decode("utf-8", "replace"))
+                if text and label not in texts:  # the first name seen for a label, and where
+                    texts[label] = (text.decode("utf-8", "replace"), f"{file}#{i}")
         except tf.errors.InvalidArgumentError as exc:
             raise DataError(f"tfrecord source: {file}: record lacks or mistypes a key "
                             f"(image_key={image_key!r} bytes, label_key={label_key!r} int64): "
@@ -266,11 +292,15 @@ def _load_tfrecord(opts: dict) -> Examples:
     k = int(label_arr.max()) + 1
     if opts["class_names"]:
         class_names = tuple(str(c) for c in opts["class_names"])
+        for name in class_names:
+            _check_class_name(name, "tfrecord source: class_names")
         if k > len(class_names):
             raise DataError(f"tfrecord source: label {k - 1} found but only {len(class_names)} "
                             "class_names given; list one name per class")
     else:
-        class_names = tuple(texts.get(i, str(i)) for i in range(k))
+        for name, where in texts.values():
+            _check_class_name(name, f"tfrecord source: {where} {text_key!r}")
+        class_names = tuple(texts[i][0] if i in texts else str(i) for i in range(k))
     bad = _check_all(images, names)
     _warn_skipped(bad, str(opts["path"]))
     bad_set = {n for n, _ in bad}
@@ -281,11 +311,7 @@ def _load_tfrecord(opts: dict) -> Examples:
 def _first_line(exc: BaseException) -> str:
     """The useful line of an error: TensorFlow wraps the cause (e.g. "Feature: y ... is required")
     in lines of function and iterator names."""
-    msg = (getattr(exc, "message", None) or str(exc)).strip()
-    found = re.search(r"(Feature: .*|Name: .*|corrupted record.*|truncated record.*)", msg)
-    if found:
-        return found.group(1).strip()
-    return msg.splitlines()[0] if msg else type(exc).__name__
+    return first_line(exc, prefer=r"Feature: |Name: |corrupted record|truncated record", limit=1000)
 
 
 # --- keras sets -----------------------------------------------------------------------------------
@@ -337,6 +363,53 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+# Deflate expands data at most 1032-fold; a stored member is its compressed size. Bounds what a
+# zip's own (unchecked) size field can claim.
+_ZIP_MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
+
+
+def read_npz(path: str, keys: tuple[str, ...]) -> list[np.ndarray]:
+    """The arrays ``keys`` of an .npz file, each header checked before numpy allocates its array.
+
+    numpy allocates what a .npy header claims before reading the data, so a header
+    saying 28 GiB would take 28 GiB; here a claim larger than the member's data is
+    refused first. Pickled (object) arrays are refused too: a data file is data.
+    """
+    def bad(why: str) -> DataError:
+        return DataError(f"keras source: {path}: {why}; download the file again")
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for key in keys:
+                try:
+                    info = zf.getinfo(f"{key}.npy")
+                except KeyError:
+                    raise bad(f"no array {key!r} in it") from None
+                if info.compress_type not in _ZIP_MAX_RATIO:
+                    raise bad(f"{key} is compressed by a method other than deflate")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise bad(f"{key} is a .npy of version {version[0]}.{version[1]}, expected 1.0 or 2.0")
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise bad(f"{key} holds Python objects, not numbers")
+                claimed = math.prod(shape) * dtype.itemsize
+                held = min(info.file_size, info.compress_size * _ZIP_MAX_RATIO[info.compress_type]) - header
+                if claimed > held:
+                    raise bad(f"{key}'s header claims shape {shape} ({claimed} bytes) but the file holds {held}")
+        with np.load(path, allow_pickle=False) as f:
+            return [f[key] for key in keys]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise bad(f"not a readable .npz file ({first_line(exc)})") from exc
+
+
 def _find(folder: str, name: str) -> str | None:
     for candidate in (name, name[:-3] if name.endswith(".gz") else None):
         if candidate and os.path.isfile(os.path.join(folder, candidate)):
@@ -347,9 +420,8 @@ def _find(folder: str, name: str) -> str | None:
 def _read_mnist_like(folder: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
     npz = os.path.join(folder, "mnist.npz")  # what keras.datasets.mnist itself downloads
     if dataset == "mnist" and os.path.isfile(npz) and not _find(folder, _IDX_FILES[0]):
-        with np.load(npz, allow_pickle=False) as f:
-            return (np.concatenate([f["x_train"], f["x_test"]]),
-                    np.concatenate([f["y_train"], f["y_test"]]))
+        x_train, y_train, x_test, y_test = read_npz(npz, ("x_train", "y_train", "x_test", "y_test"))
+        return np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
     arrays = []
     for name in _IDX_FILES:
         found = _find(folder, name)
@@ -496,6 +568,8 @@ def _load_tfds(opts: dict) -> Examples:
     if feature is None or not hasattr(feature, "names"):
         raise DataError(f"tfds source: {opts['name']} has no class label feature {label_key!r}; "
                         f"its features are {list(info.features)}")
+    for class_name in feature.names:
+        _check_class_name(class_name, f"tfds source: {opts['name']} {label_key!r}")
     images, labels = [], []
     for ex in tfds.as_numpy(ds):
         images.append(np.asarray(ex[image_key], dtype=np.uint8))

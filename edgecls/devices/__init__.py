@@ -7,12 +7,12 @@
 """
 from __future__ import annotations
 
-from edgecls.devices.base import DeviceError, Runner, StepFailed
+from edgecls.devices.base import DeviceError, DeviceRunner, StepFailed
 from edgecls.devices.loader import list_devices, load_device, resolve_device
 from edgecls.devices.schema import DeviceRecipe
 
 
-def make_runner(device: DeviceRecipe) -> Runner:
+def make_runner(device: DeviceRecipe) -> DeviceRunner:
     """The runner for ``device.connect``."""
     if device.connect == "ssh":
         from edgecls.devices.ssh import SshRunner
@@ -27,5 +27,5 @@ def make_runner(device: DeviceRecipe) -> Runner:
     return LocalRunner(device)
 
 
-__all__ = ["DeviceError", "DeviceRecipe", "Runner", "StepFailed", "list_devices", "load_device", "make_runner",
+__all__ = ["DeviceError", "DeviceRecipe", "DeviceRunner", "StepFailed", "list_devices", "load_device", "make_runner",
            "resolve_device"]

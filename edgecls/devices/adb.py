@@ -29,7 +29,7 @@ import shlex
 import subprocess
 from typing import Sequence
 
-from edgecls.devices.base import DeviceError, Runner, failure_reason, run_command
+from edgecls.devices.base import DeviceError, DeviceRunner, failure_reason, run_command
 from edgecls.devices.zipapp import model_name
 
 DEFAULT_WORK_DIR = "/data/local/tmp/edgecls"
@@ -118,9 +118,10 @@ def explain_adb(stderr: str) -> str:
     return text
 
 
-class AdbRunner(Runner):
+class AdbRunner(DeviceRunner):
     kind = "adb"
     evaluates_on_device = False
+    latency_source = "benchmark_model"
 
     def __init__(self, device):
         super().__init__(device)
@@ -186,8 +187,8 @@ class AdbRunner(Runner):
                 "--warmup_min_secs=0", "--report_peak_memory_footprint=true",
                 *DELEGATE_FLAGS[delegate or "xnnpack"]]
 
-    def latency(self, variant: str, *, threads: int, runs: int, warmup: int, delegate: str | None = None) -> dict:
-        step = f"latency {variant} threads={threads}"
+    def run_latency(self, step: str, variant: str, *, threads: int, runs: int, warmup: int,
+                    delegate: str | None) -> dict:
         argv = self.command(variant, threads=threads, runs=runs, warmup=warmup, delegate=delegate)
         proc = self._shell(step, " ".join(shlex.quote(a) for a in argv))
         text = f"{proc.stdout}\n{proc.stderr}"
@@ -203,7 +204,7 @@ class AdbRunner(Runner):
             raise self.fail(step, f"benchmark_model did not apply the {wanted.upper()} delegate "
                             f"({error_line(text, wanted)}); the timing would be the CPU's")
         parsed.update(threads=threads, warmup=warmup, delegate=wanted, backend="benchmark_model",
-                      backend_version=None, source="benchmark_model")
+                      backend_version=None)
         if parsed["runs"] is None:
             parsed["runs"] = runs
         return parsed

@@ -10,18 +10,24 @@ Errors: :class:`DeviceError` stops the whole benchmark (the device cannot be
 used: unreachable, wrong key, no Python, no interpreter package); its message
 is one line naming the device and the step. :class:`StepFailed` fails one
 row (a variant that crashes or cannot load) and the benchmark goes on.
+
+A device's answers (the probe, an evaluation report, a latency result) are
+data from another machine: :func:`check_answer` checks each against its table
+below (keys, types, finite numbers, ranges) before any figure reaches a row,
+so a wrong answer fails its row with the reason instead of passing as ``ok``.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 from typing import Any, Sequence
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, UsageError
 
-from edgecls.devices.schema import DeviceRecipe
+from edgecls.devices.schema import MAX_THREADS, DeviceRecipe
 
 RUNTIME_NAME = "edgecls-runtime.pyz"
 
@@ -152,16 +158,142 @@ def _text(data: bytes | str | None) -> str:
     return data if isinstance(data, str) else data.decode("utf-8", "replace")
 
 
+# What a device's answers may hold: key -> (kind, lowest, highest), bounds None where open. A key may be
+# absent or null unless the answer's REQUIRED names it; whatever is there must have its kind and range.
+NUMBER, INTEGER, TEXT, FLAG = "a number", "an integer", "a string", "true or false"
+MAPPING, MATRIX = "a JSON object", "a square matrix of counts"
+_MS = (NUMBER, 0, None)
+LATENCY_ANSWER = {
+    "p50_ms": _MS, "p90_ms": _MS, "p99_ms": _MS, "mean_ms": _MS, "min_ms": _MS, "max_ms": _MS, "std_ms": _MS,
+    "init_ms": _MS, "peak_rss_mb": _MS, "backend": (TEXT, None, None), "backend_version": (TEXT, None, None),
+    "threads": (INTEGER, 1, MAX_THREADS), "delegate": (TEXT, None, None), "runs": (INTEGER, 1, None),
+    "warmup": (INTEGER, 0, None), "input_dtype": (TEXT, None, None),
+    "first_inference_ms": _MS, "warmup_avg_ms": _MS,  # benchmark_model's (adb)
+}
+TIMINGS = ("p50_ms", "mean_ms")  # a latency answer needs one of these (benchmark_model gives no p50)
+_SHARE = (NUMBER, 0, 1)
+EVALUATION_ANSWER = {
+    "accuracy": _SHARE, "top5_accuracy": _SHARE, "macro_precision": _SHARE, "macro_recall": _SHARE,
+    "macro_f1": _SHARE, "ece": _SHARE, "num_examples": (INTEGER, 1, None), "per_class": (MAPPING, None, None),
+    "confusion_matrix": (MATRIX, None, None), "backend": (TEXT, None, None), "backend_version": (TEXT, None, None),
+    "delegate": (TEXT, None, None), "workers": (INTEGER, 1, None), "batch": (INTEGER, 1, None),
+    "seconds": (NUMBER, 0, None), "images_per_second": (NUMBER, 0, None), "cpu_count": (INTEGER, 1, None),
+}
+EVALUATION_REQUIRED = ("accuracy", "macro_f1", "ece", "num_examples")  # what a row and the log line print
+PROBE_ANSWER = {
+    "python": (TEXT, None, None), "executable": (TEXT, None, None), "machine": (TEXT, None, None),
+    "system": (TEXT, None, None), "release": (TEXT, None, None), "node": (TEXT, None, None),
+    "cpu_count": (INTEGER, 1, None), "numpy": (TEXT, None, None), "numpy_error": (TEXT, None, None),
+    "backends": (MAPPING, None, None), "tensorflow_installed": (FLAG, None, None),
+}
+PROBE_REQUIRED = ("python", "backends")
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value as the device wrote it (JSON), cut: a message is one line, and an answer may be huge."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _keys(answer: dict) -> str:
+    names = sorted(str(k) for k in answer)
+    return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "") if names else "none"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _wrong(value: Any, kind: str, lo: float | None, hi: float | None) -> str | None:
+    """Why ``value`` is not ``kind`` within lo..hi, or None when it is."""
+    if kind == TEXT:
+        return None if isinstance(value, str) else f"expected {kind}"
+    if kind == FLAG:
+        return None if isinstance(value, bool) else f"expected {kind}"
+    if kind == MAPPING:
+        return None if isinstance(value, dict) else f"expected {kind}"
+    if kind == MATRIX:
+        ok = isinstance(value, list) and value and all(
+            isinstance(r, list) and len(r) == len(value) and all(isinstance(c, int) and not isinstance(c, bool)
+                                                                 and c >= 0 for c in r) for r in value)
+        return None if ok else f"expected {kind}"
+    if not _is_number(value) or (kind == INTEGER and not isinstance(value, int)):
+        return f"expected {kind}"
+    try:
+        finite = math.isfinite(value)  # JSON's NaN and Infinity; an int of 400 digits overflows a float
+    except OverflowError:
+        finite = False
+    if not finite:
+        return "expected a finite number"
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return f"expected {kind} >= {lo}" if hi is None else f"expected {kind} in {lo}..{hi}"
+    return None
+
+
+def check_answer(device: DeviceRecipe, step: str, answer: Any, table: dict, required: Sequence[str] = (), *,
+                 error: type[DeviceError] = StepFailed) -> dict:
+    """``answer`` if it fits ``table`` (keys, kinds, ranges) and has every ``required`` key, else ``error``
+    whose reason names the key and what was wrong: "the device's answer has accuracy="high" (expected ...)"."""
+    if not isinstance(answer, dict):
+        raise error(device, step, f"the device's answer is not a JSON object ({_short(answer)})")
+    missing = [k for k in required if answer.get(k) is None]
+    if missing:
+        raise error(device, step, f"the device's answer has no {', '.join(missing)} (keys: {_keys(answer)})")
+    for key, (kind, lo, hi) in table.items():
+        value = answer.get(key)
+        why = None if value is None else _wrong(value, kind, lo, hi)
+        if why:
+            raise error(device, step, f"the device's answer has {key}={_short(value)} ({why})")
+    return answer
+
+
+def check_latency(device: DeviceRecipe, step: str, answer: Any, threads: int) -> dict:
+    """A latency answer with timings, for the thread count asked for (else StepFailed)."""
+    check_answer(device, step, answer, LATENCY_ANSWER)
+    if all(answer.get(k) is None for k in TIMINGS):
+        raise StepFailed(device, step, f"the device's answer has no timings (keys: {_keys(answer)})")
+    if answer.get("threads") is not None and answer["threads"] != threads:
+        raise StepFailed(device, step, f"the device's answer is for threads={answer['threads']}, not the "
+                         f"{threads} asked for")
+    return answer
+
+
+def check_evaluation(device: DeviceRecipe, step: str, answer: Any) -> dict:
+    """An evaluation report with its metrics, whose confusion matrix counts its images (else StepFailed)."""
+    check_answer(device, step, answer, EVALUATION_ANSWER, EVALUATION_REQUIRED)
+    matrix = answer.get("confusion_matrix")
+    if matrix is not None and sum(map(sum, matrix)) != answer["num_examples"]:
+        raise StepFailed(device, step, f"the device's answer counts {sum(map(sum, matrix))} images in "
+                         f"confusion_matrix but num_examples={answer['num_examples']}")
+    return answer
+
+
+def check_threads(threads: Any) -> int:
+    """A thread count to send to a device: an integer in 1..MAX_THREADS (an interpreter asked for 100000
+    threads crashes), else a UsageError."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"threads: expected an integer from 1 to {MAX_THREADS}, got {_short(threads)}")
+    return threads
+
+
 def check_probe(device: DeviceRecipe, info: dict, python: str) -> dict:
     """The probe's answer as a device summary, or a DeviceError saying what is missing and how to add it."""
-    version = tuple(int(p) for p in info.get("python", "0.0").split(".")[:2] if p.isdigit())
+    check_answer(device, "python", info, PROBE_ANSWER, PROBE_REQUIRED, error=DeviceError)
+    for name, state in info["backends"].items():
+        if not isinstance(state, dict) or not isinstance(state.get("ok"), bool):
+            raise DeviceError(device, "python", f"the device's answer has backends.{name}={_short(state)} "
+                              "(expected a JSON object with ok: true or false)")
+    version = tuple(int(p) for p in info["python"].split(".")[:2] if p.isdigit())
     if version < (3, 10):
         raise DeviceError(device, "python", f"{python} is Python {info.get('python')}; the runtime needs 3.10 or "
                           f"newer: set python: in the device recipe to a newer one{setup_hint(device)}")
     if not info.get("numpy"):
         raise DeviceError(device, "python packages", f"{python} cannot import numpy ({info.get('numpy_error')}): "
                           f"install it for that Python (pip install numpy){setup_hint(device)}")
-    backends = info.get("backends", {})
+    backends = info["backends"]
     usable = {_PACKAGE.get(k, k): v.get("version") for k, v in backends.items() if v.get("ok")}
     if not usable:
         if device.runtime == "auto" and info.get("tensorflow_installed"):
@@ -179,11 +311,17 @@ def check_probe(device: DeviceRecipe, info: dict, python: str) -> dict:
             "hostname": info.get("node"), "cpu_count": info.get("cpu_count")}
 
 
-class Runner:
-    """A device: ``with make_runner(device) as r: r.open(); r.stage(...); r.evaluate(...); r.latency(...)``."""
+class DeviceRunner:
+    """A device: ``with make_runner(device) as r: r.open(); r.stage(...); r.evaluate(...); r.latency(...)``.
+
+    Subclasses measure (:meth:`run_evaluation`, :meth:`run_latency`); :meth:`evaluate` and
+    :meth:`latency` are the same for all: they refuse a thread count no device should get, and check
+    the device's answer before it reaches a row.
+    """
 
     kind = "base"
     evaluates_on_device = True  # False: accuracy is computed on this host (adb: no Python on a phone)
+    latency_source = "?"  # what timed a latency answer, for the report
 
     def __init__(self, device: DeviceRecipe):
         self.device = device
@@ -197,15 +335,28 @@ class Runner:
         raise NotImplementedError
 
     def evaluate(self, variant: str, *, delegate: str | None = None) -> dict:
-        raise NotImplementedError
+        """The device's evaluation report of ``variant`` (checked: :data:`EVALUATION_ANSWER`)."""
+        step = f"accuracy {variant}"
+        return check_evaluation(self.device, step, self.run_evaluation(step, variant, delegate=delegate))
 
     def latency(self, variant: str, *, threads: int, runs: int, warmup: int, delegate: str | None = None) -> dict:
+        """The device's timing of ``variant`` (checked: :data:`LATENCY_ANSWER`, with timings)."""
+        check_threads(threads)
+        step = f"latency {variant} threads={threads}"
+        answer = self.run_latency(step, variant, threads=threads, runs=runs, warmup=warmup, delegate=delegate)
+        return {**check_latency(self.device, step, answer, threads), "source": self.latency_source}
+
+    def run_evaluation(self, step: str, variant: str, *, delegate: str | None) -> dict:
+        raise NotImplementedError
+
+    def run_latency(self, step: str, variant: str, *, threads: int, runs: int, warmup: int,
+                    delegate: str | None) -> dict:
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> "DeviceRunner":
         return self
 
     def __exit__(self, *exc: Any) -> None:

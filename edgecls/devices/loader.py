@@ -1,4 +1,4 @@
-"""Device recipes by name or path: ``local`` -> devices/local.yaml; ``my-pi.yaml`` -> that file.
+"""Device recipes by name or path: ``local`` -> the bundled devices/local.yaml; ``my-pi.yaml`` -> that file.
 
 A user's ./devices folder comes before the bundled one, so a copy with the
 user's host name wins over the shipped template of the same name.
@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecls import bundled
 from edgecls.errors import RecipeError
 from edgecls.recipe import typed
 
 from edgecls.devices.schema import DeviceRecipe
 
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "devices"
+BUNDLED_DIR = bundled.folder("devices")  # package data (edgecls/bundled/devices)
 
 
 def device_dirs() -> list[Path]:
@@ -56,6 +57,6 @@ def list_devices() -> list[tuple[str, Path, str]]:
             try:
                 desc = load_device(path).description
             except RecipeError as err:
-                desc = f"(invalid: {err})"
+                desc = f"INVALID: {err}"  # as `edgecls recipes` shows a broken recipe
             rows.append((path.stem, path, desc))
     return rows

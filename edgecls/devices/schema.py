@@ -2,21 +2,22 @@
 
 A mistake is one line with file, line and key, e.g.
 ``devices/pi.yaml:7: treads: unknown key; did you mean 'threads'?``.
-``edgecls.recipe.typed`` does the reading and checking; the cross-field rules
-are in :meth:`DeviceRecipe.__post_init__`.
+``edgecls.recipe.typed`` does the reading and checking, from YAML and from
+Python (``@config``); the cross-field rules are in :meth:`DeviceRecipe.__post_init__`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
-from edgecls.recipe.typed import spec
+from edgecls.recipe.typed import config, spec
 
 CONNECTS = ("local", "ssh", "adb")
 RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime", "tensorflow")
 # Delegates by connection. local/ssh: the runtime's --delegate (a path or file name of a delegate library
 # also works: anything ending in .so/.dylib/.dll or containing a slash). adb: benchmark_model's switches.
 RUNTIME_DELEGATES = ("xnnpack", "none", "gpu", "edgetpu")
+# Interpreter threads a device is asked for: more is a typo (an interpreter asked for 100000 threads crashes).
+MAX_THREADS = 256
 ADB_DELEGATES = ("xnnpack", "cpu", "gpu", "nnapi")
 
 
@@ -24,7 +25,7 @@ def _is_library(name: str) -> bool:
     return "/" in name or name.endswith((".so", ".dylib", ".dll")) or ".so." in name
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class DeviceRecipe:
     name: str = spec(help="device name; reports go to bench/<name>/")
     description: str = spec("", help="one line saying what the device is")
@@ -45,13 +46,14 @@ class DeviceRecipe:
                                                   "for the phone's ABI (or set EDGECLS_BENCHMARK_MODEL)")
     setup: tuple[str, ...] = spec((), help="what to run once on the device to prepare it (shown when a check "
                                            "fails; edgecls never installs anything itself)")
-    threads: tuple[int, ...] = spec((1,), help="interpreter thread counts to time")
+    threads: tuple[int, ...] = spec((1,), help=f"interpreter thread counts to time (1 to {MAX_THREADS})")
     delegates: tuple[str, ...] = spec(("xnnpack",), help="local/ssh: xnnpack | none | gpu | edgetpu | a delegate "
                                                          "library path; adb: xnnpack | cpu | gpu | nnapi")
     variants: tuple[str, ...] = spec(("*",), help="which export variants to measure (fnmatch patterns)")
     model_suffix: str = spec("", help="measure export/<variant><suffix>.tflite instead, e.g. _edgetpu for models "
                                       "compiled by the Edge TPU compiler")
-    eval_threads: int | None = spec(None, ge=1, help="cores for the accuracy evaluation [default: all]")
+    eval_threads: int | None = spec(None, ge=1, le=MAX_THREADS, help="cores for the accuracy evaluation "
+                                                                      "[default: all]")
     warmup: int = spec(10, ge=0, help="untimed runs before timing")
     runs: int = spec(100, ge=1, help="timed runs per variant and thread count")
     work_dir: str | None = spec(None, help="where files go on the device, in a fresh folder removed afterwards "
@@ -65,9 +67,9 @@ class DeviceRecipe:
             raise ValueError("host: an ssh device needs a host (a name, user@host or an ~/.ssh/config alias)")
         if not self.threads:
             raise ValueError("threads: give at least one thread count")
-        for t in self.threads:
-            if t < 1:
-                raise ValueError(f"threads: thread counts must be >= 1, got {t}")
+        for t in self.threads:  # spec's ge/le bound a number, not each number of a list
+            if not 1 <= t <= MAX_THREADS:
+                raise ValueError(f"threads: each thread count must be >= 1 and <= {MAX_THREADS}, got {t}")
         if len(set(self.threads)) != len(self.threads):
             raise ValueError(f"threads: duplicate thread counts in {list(self.threads)}")
         if not self.delegates:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import subprocess
 from typing import Sequence
 
-from edgecls.devices.base import (PROBE, PROBE_MODULES, RUNTIME_NAME, DeviceError, Runner, check_probe,
+from edgecls.devices.base import (PROBE, PROBE_MODULES, RUNTIME_NAME, DeviceError, DeviceRunner, check_probe,
                                   failure_reason, last_json)
 
-LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms", "std_ms", "init_ms", "peak_rss_mb",
-                "backend", "backend_version", "threads", "delegate", "runs", "warmup", "input_dtype")
 PYTHON_HINT = ("set python: in the device recipe to the device's Python 3.10+ (with numpy and ai-edge-litert or "
                "tflite-runtime)")
 
@@ -26,7 +24,8 @@ def model_name(variant: str) -> str:
     return f"models/{variant}.tflite"
 
 
-class ZipappRunner(Runner):
+class ZipappRunner(DeviceRunner):
+    latency_source = "edgecls-runtime bench"
     remote_shell = False  # True: exit codes come from a shell (128 + N is death by signal N)
     default_python = "python3"
 
@@ -77,17 +76,15 @@ class ZipappRunner(Runner):
             raise self.fail(step, reason)
         return data
 
-    def evaluate(self, variant: str, *, delegate: str | None = None) -> dict:
+    def run_evaluation(self, step: str, variant: str, *, delegate: str | None) -> dict:
         argv = [self.python, self.path(RUNTIME_NAME), "eval", self.path(model_name(variant)), "--data",
                 self.path("test.npz"), "--json", *self._runtime_options(delegate)]
         if self.device.eval_threads:
             argv += ["--threads", str(self.device.eval_threads)]
-        return self._run_json(f"accuracy {variant}", argv)
+        return self._run_json(step, argv)
 
-    def latency(self, variant: str, *, threads: int, runs: int, warmup: int, delegate: str | None = None) -> dict:
+    def run_latency(self, step: str, variant: str, *, threads: int, runs: int, warmup: int,
+                    delegate: str | None) -> dict:
         argv = [self.python, self.path(RUNTIME_NAME), "bench", self.path(model_name(variant)), "--threads",
                 str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json", *self._runtime_options(delegate)]
-        data = self._run_json(f"latency {variant} threads={threads}", argv)
-        out = {k: data.get(k) for k in LATENCY_KEYS}
-        out["source"] = "edgecls-runtime bench"
-        return out
+        return self._run_json(step, argv)  # the runtime's whole answer: DeviceRunner.latency checks it

@@ -114,11 +114,7 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
 
 def _first_line(err: Exception) -> str:
     """The converter's useful line names an unsupported op; else the first line."""
-    for word in ("unsupported", "not supported"):
-        line = first_line(err, prefer=word)
-        if word in line.lower():
-            return line
-    return first_line(err)
+    return first_line(err, prefer=r"^.*(unsupported|not supported)")
 
 
 def _float_ops(model, representative) -> list[str]:

@@ -18,7 +18,8 @@ import numpy as np
 
 from edgecls._vendor import metadata_schema as mfb
 from edgecls._vendor import tflite_schema as fb
-from edgecls.runtime.metadata import CUSTOM_NAME, METADATA_IDENTIFIER, METADATA_NAME, ModelMetadata
+from edgecls.runtime.metadata import (CUSTOM_NAME, METADATA_IDENTIFIER, METADATA_NAME, InvalidMetadata,
+                                     ModelMetadata)
 from edgecls.runtime.modelfile import load_model, reading
 
 LABELS_FILE = "labels.txt"
@@ -42,12 +43,12 @@ def add_metadata(model_bytes: bytes, meta: ModelMetadata) -> bytes:
     with reading(mf.where, "TFLite model"):
         model = fb.ModelT.InitFromObj(mf.model)
     if not model.subgraphs:
-        raise ValueError("the model has no subgraph")
+        raise InvalidMetadata("the model has no subgraph")
     _check_repackable(model)
     sg = model.subgraphs[0]
     inputs, outputs = [[sg.tensors[i] for i in ([] if ids is None else ids)] for ids in (sg.inputs, sg.outputs)]
     if len(inputs) != 1 or not outputs:
-        raise ValueError(f"image metadata needs a model with one input and an output; this one has "
+        raise InvalidMetadata(f"image metadata needs a model with one input and an output; this one has "
                          f"{len(inputs)} inputs and {len(outputs)} outputs")
     image = inputs[0]
     _check_tensors(image, outputs, meta)
@@ -70,30 +71,30 @@ def _name(tensor: fb.TensorT) -> str:
 def _check_repackable(model: fb.ModelT) -> None:
     """Refuse what a repack through the object API would silently break."""
     if model.externalBuffers or model.externalBufferGroups or any(b.offset > 1 for b in model.buffers or []):
-        raise ValueError("the model keeps its weights outside the flatbuffer (a >2 GB layout); metadata cannot be added")
+        raise InvalidMetadata("the model keeps its weights outside the flatbuffer (a >2 GB layout); metadata cannot be added")
     for sg in model.subgraphs:
         for op in sg.operators or []:
             # Options of a type newer than the vendored schema unpack as None and would be lost.
             lost = (op.builtinOptionsType and op.builtinOptions is None) or (
                 op.builtinOptions2Type and op.builtinOptions2 is None)
             if lost:
-                raise ValueError("the model uses operator options newer than edgecls' vendored TFLite schema; "
+                raise InvalidMetadata("the model uses operator options newer than edgecls' vendored TFLite schema; "
                                  "update edgecls/_vendor/tflite_schema.py")
 
 
 def _check_tensors(image: fb.TensorT, outputs: list[fb.TensorT], meta: ModelMetadata) -> None:
     shape = [int(d) for d in (image.shape if image.shape is not None else [])]
     if len(shape) != 4:
-        raise ValueError(f"input {_name(image)!r} has shape {shape}; image metadata needs [batch, height, width, channels]")
+        raise InvalidMetadata(f"input {_name(image)!r} has shape {shape}; image metadata needs [batch, height, width, channels]")
     channels = {"RGB": 3, "GRAYSCALE": 1}[meta.color_space]
     if shape[-1] != channels:
-        raise ValueError(f"input {_name(image)!r} has {shape[-1]} channels but color_space {meta.color_space} "
+        raise InvalidMetadata(f"input {_name(image)!r} has {shape[-1]} channels but color_space {meta.color_space} "
                          f"needs {channels}")
     if len(meta.mean) not in (1, channels):
-        raise ValueError(f"mean/std have {len(meta.mean)} values; give 1 or one per channel ({channels})")
+        raise InvalidMetadata(f"mean/std have {len(meta.mean)} values; give 1 or one per channel ({channels})")
     classes = int(outputs[0].shape[-1]) if outputs[0].shape is not None and len(outputs[0].shape) else 0
     if meta.labels and len(meta.labels) != classes:
-        raise ValueError(f"{len(meta.labels)} labels given but output {_name(outputs[0])!r} has {classes} classes")
+        raise InvalidMetadata(f"{len(meta.labels)} labels given but output {_name(outputs[0])!r} has {classes} classes")
 
 
 def _metadata_flatbuffer(meta: ModelMetadata, output_names: list[str]) -> bytes:
@@ -134,7 +135,7 @@ def _metadata_flatbuffer(meta: ModelMetadata, output_names: list[str]) -> bytes:
         ours = {"output_kind": meta.output_kind, "resize": meta.resize, "extra": meta.extra}
         custom_json = json.dumps(ours, sort_keys=True)
     except TypeError as err:
-        raise ValueError(f"ModelMetadata.extra must be JSON-serialisable: {err}") from None
+        raise InvalidMetadata(f"ModelMetadata.extra must be JSON-serialisable: {err}") from None
     custom = mfb.CustomMetadataT()
     custom.name, custom.data = CUSTOM_NAME, np.frombuffer(custom_json.encode("utf-8"), dtype=np.uint8)
 

@@ -9,39 +9,17 @@ from edgecls import metrics
 def tflite_probs(model_bytes: bytes, pixels: np.ndarray, *, batch: int = 64, num_threads: int = 2) -> np.ndarray:
     """Probabilities of a raw-pixel TFLite model (edgecls export) for uint8 RGB images (N, H, W, 3).
 
-    Quantizes the input and dequantizes the output with the tensors' own
-    parameters, as the device runtime does; batches by resizing the input.
+    Runs the code users ship: the runtime's :class:`~edgecls.runtime.classifier.Classifier`
+    (its input preparation and quantization, its interpreter, its output
+    dequantization), so the parity figures are those of the deployed model.
+    The model takes pixels as they are (its normalization is in the graph) and
+    its first output is probabilities, whatever its metadata says.
     """
-    from edgecls.runtime.backends import load_backend
+    from edgecls.runtime.classifier import Classifier
 
-    interp = load_backend().make_interpreter(model_bytes, num_threads=num_threads, delegate=None)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    outs = []
-    for start in range(0, len(pixels), batch):
-        x = pixels[start:start + batch].astype(np.float32)
-        if len(x) != interp.get_input_details()[0]["shape"][0]:
-            interp.resize_tensor_input(inp["index"], [len(x), *inp["shape"][1:]])
-            interp.allocate_tensors()
-        interp.set_tensor(inp["index"], quantize(x, inp))
-        interp.invoke()
-        outs.append(dequantize(interp.get_tensor(out["index"]), out))
-    return np.concatenate(outs)
-
-
-def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind == "f":
-        return x.astype(dtype)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-
-
-def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    if np.dtype(detail["dtype"]).kind == "f":
-        return y.astype(np.float32)
-    scale, zero = detail["quantization"]
-    return (y.astype(np.float32) - zero) * scale
+    with Classifier.from_bytes(model_bytes, name="<exported model>", num_threads=num_threads, require_labels=False,
+                               mean=(0.0,), std=(1.0,), output_kind="probabilities") as clf:
+        return clf.predict_pixels(pixels, batch)
 
 
 def compare(reference: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names) -> dict:

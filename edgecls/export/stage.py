@@ -1,8 +1,11 @@
 """Run a recipe's ``export:`` list: convert, embed metadata, check parity, write ``export/``.
 
 Reads ``recipe.yaml``, ``split.json`` and the source models (``train/`` or
-``compress/``); writes ``export/<variant>.tflite``, ``labels.txt`` and
-``export.json``. A variant whose file and entry exist is skipped (resumable).
+``compress/``); writes ``export/<variant>.tflite``, ``labels.txt``,
+``test.npz`` (the test split as a device sees it, for bench) and
+``export.json`` (an ExportRecord). A variant whose record is current is
+skipped (resumable); a stale one (its source model, the split or its recipe
+entry changed) is converted again and the log says why.
 """
 from __future__ import annotations
 
@@ -16,24 +19,19 @@ from edgecls import fileio
 from edgecls.errors import StageError
 from edgecls.recipe import load_recipe
 from edgecls.recipe.schema import ExportVariant, Recipe
-from edgecls.rundir import RunDir
+from edgecls.run import ExportRecord, Run, VariantRecord, sha256_file
 
 log = logging.getLogger("edgecls.export")
 
 
-def export_json(run: RunDir):
-    return run.export / "export.json"
+def export(run: Run, *, only: tuple[str, ...] = (), force: bool = False) -> ExportRecord:
+    """Export the variants that are missing or stale (all of ``only`` with ``force``); returns export.json's record."""
+    run = Run.open(run.root)
+    with run.lock("export"):
+        return _export(run, only, force)
 
 
-def read_export(run: RunDir) -> dict:
-    path = export_json(run)
-    return fileio.read_json(path) if path.exists() else {"variants": []}
-
-
-def export(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) -> dict:
-    """Export the variants; returns export.json's content."""
-    if not run.recipe.exists():
-        raise StageError(f"{run.recipe} not found: run `edgecls train` first")
+def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
     recipe = load_recipe(run.recipe)
     if not recipe.export:
         raise StageError(f"{run.recipe} has no export: variants")
@@ -42,54 +40,72 @@ def export(run: RunDir, *, only: tuple[str, ...] = (), force: bool = False) -> d
     if unknown:
         raise StageError(f"no export variant named '{unknown[0]}'; variants: {', '.join(names)}")
 
-    report = read_export(run)
-    done = {e["name"]: e for e in report["variants"]}
-    todo = [v for v in recipe.export if (not only or v.name in only)
-            and (force or v.name not in done or not (run.export / f"{v.name}.tflite").exists())]
+    old = run.exported()
+    done = {v.name: v for v in old.variants} if old else {}
+    todo = []
     for v in recipe.export:
-        if v not in todo and (not only or v.name in only):
+        if only and v.name not in only:
+            continue
+        rec = done.get(v.name)
+        why = ("--force" if force else "not exported yet" if rec is None or not run.variant(v.name).exists() else
+               run.stale_because(rec, Run.variant_sections(recipe, v), run.variant(v.name)))
+        if why:
+            if rec is not None and not force:
+                log.info("export: %s is stale (%s); converting it again", v.name, why)
+            todo.append(v)
+        else:
             log.info("export: %s is done; --force converts it again", v.name)
-    if not todo:
-        return report
+    if not todo and run.test_split.is_file() and old is not None:
+        return old
 
-    from edgecls.compress.stages import load_model
     from edgecls.data.run_data import load_run_data
 
     data = load_run_data(recipe, run)
+    bad = [n for n in data.class_names if not str(n).isprintable()]
+    if bad:
+        raise StageError(f"class name {bad[0]!r} holds a control character (a newline breaks labels.txt); "
+                         "rename that class in the data")
     labels = data.labels("test")
-    test_pixels = data.pixels("test", channels=3)
-    x_test, _ = data.arrays("test")
-    fileio.write_text(run.export / "labels.txt", "\n".join(data.class_names) + "\n")
+    test_pixels = np.ascontiguousarray(data.pixels("test", channels=3), dtype=np.uint8)
+    fileio.write_text(run.labels, "\n".join(data.class_names) + "\n")
+    with fileio.atomic_path(run.test_split, suffix=".npz") as tmp:
+        np.savez(tmp, pixels=test_pixels, labels=np.asarray(labels, dtype=np.int64),
+                 class_names=np.array([str(n) for n in data.class_names], dtype=str))
+    x_test = data.arrays("test")[0] if todo else None
 
     calibrated = [v for v in todo if v.mode in ("int8", "int16x8")]
     train_pixels = data.pixels("train", channels=3) if calibrated else None
     models, refs = {}, {}
+    report = ExportRecord(recipe=recipe.name, variants=[done[n] for n in names if n in done],
+                          input={"size": list(recipe.data.image_size), "channels": 3, "pixels": "RGB 0..255",
+                                 "resize": recipe.data.resize})
     for v in todo:
         if v.source not in models:
-            models[v.source] = load_model(run, recipe, v.source)
+            models[v.source] = run.load_model(recipe, v.source)
             refs[v.source] = models[v.source].predict(x_test, batch_size=256, verbose=0)
         t0 = time.perf_counter()
         n_rep = min(v.representative_samples, len(data.split["train"]))
         # The same calibration images for a variant however many others are exported with it.
         rep_idx = np.sort(np.random.default_rng(recipe.seed).choice(len(data.split["train"]), n_rep, replace=False))
         rep = train_pixels[rep_idx] if v in calibrated else None
-        entry = export_variant(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels,
-                               data.class_names, rep)
-        entry["seconds"] = round(time.perf_counter() - t0, 1)
-        done[v.name] = entry
-        report = {"recipe": recipe.name, "labels": "labels.txt",
-                  "input": {"size": list(recipe.data.image_size), "channels": 3, "pixels": "RGB 0..255",
-                            "resize": recipe.data.resize},
-                  "variants": [done[n] for n in names if n in done]}
-        fileio.write_json(export_json(run), report)
+        made_from = run.made_from(Run.variant_sections(recipe, v), [run.model_file(recipe, v.source), run.split])
+        rec = export_variant(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels,
+                             data.class_names, rep)
+        rec.seconds = round(time.perf_counter() - t0, 1)
+        rec.made_from = made_from
+        done[v.name] = rec
+        report.variants = [done[n] for n in names if n in done]
+        fileio.write_json(run.export_json, report.to_json())
         log.info("export: %-14s %-8s %8s B  accuracy %.4f  agreement %.4f  max|diff| %.4f%s", v.name, v.mode,
-                 f"{entry['size_bytes']:,}", entry["accuracy"], entry["top1_agreement"], entry["max_abs_diff"],
-                 "" if entry["fully_integer"] or v.mode != "int8" else "  NOT fully integer")
+                 f"{rec.size_bytes:,}", rec.accuracy, rec.top1_agreement, rec.max_abs_diff,
+                 "" if rec.fully_integer or v.mode != "int8" else "  NOT fully integer")
+    if not todo:
+        fileio.write_json(run.export_json, report.to_json())
     return report
 
 
-def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, reference: np.ndarray,
-                   test_pixels: np.ndarray, labels: np.ndarray, class_names, representative) -> dict:
+def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np.ndarray,
+                   test_pixels: np.ndarray, labels: np.ndarray, class_names, representative) -> VariantRecord:
     from edgecls.export.convert import ExportError, convert, with_pixel_input
     from edgecls.export.metadata import add_metadata
     from edgecls.export.ops import op_report
@@ -115,14 +131,12 @@ def export_variant(recipe: Recipe, run: RunDir, v: ExportVariant, model, referen
     blob = add_metadata(raw, meta)
     probs = tflite_probs(blob, test_pixels)
     parity = compare(reference, probs, labels, class_names)
-    path = fileio.write_bytes(run.export / f"{v.name}.tflite", blob)
-    return {
-        "name": v.name, "source": v.source, "mode": v.mode, "per_channel": v.per_channel,
-        "path": str(path.relative_to(run.root)),
-        "size_bytes": len(blob), "gzip_bytes": len(gzip.compress(blob, 9)),
-        "accuracy": parity["accuracy"], "source_accuracy": parity["source_accuracy"],
-        "top1_agreement": parity["top1_agreement"], "max_abs_diff": parity["max_abs_diff"],
-        "mean_abs_diff": parity["mean_abs_diff"], "fully_integer": ops["fully_integer"],
-        "float_ops": ops["float_ops"], "input_dtype": ops["input_dtype"], "output_dtype": ops["output_dtype"],
-        "ops": ops["ops"], "metrics": parity["metrics"],
-    }
+    path = fileio.write_bytes(run.variant(v.name), blob)
+    return VariantRecord(
+        name=v.name, source=v.source, mode=v.mode, per_channel=v.per_channel, path=run.rel(path),
+        size_bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)),
+        accuracy=parity["accuracy"], source_accuracy=parity["source_accuracy"],
+        top1_agreement=parity["top1_agreement"], max_abs_diff=parity["max_abs_diff"],
+        mean_abs_diff=parity["mean_abs_diff"], fully_integer=ops["fully_integer"],
+        float_ops=ops["float_ops"], input_dtype=ops["input_dtype"], output_dtype=ops["output_dtype"],
+        ops=ops["ops"], metrics={"metrics": parity["metrics"]}, output_sha256=sha256_file(path))

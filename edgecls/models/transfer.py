@@ -223,9 +223,10 @@ def _read_h5(path: Path) -> dict[str, list[Any]]:
 
 
 def _read_keras(path: Path) -> dict[str, list[Any]]:
-    from edgecls._tf import keras
+    """{layer name: weights} of a whole model file, loaded with its layers checked first (no code runs)."""
+    from edgecls.models.loading import load_keras_model
 
-    loaded = keras.models.load_model(path, compile=False)
+    loaded = load_keras_model(path, what="model.weights")
     return {layer.name: layer.get_weights() for layer in leaf_layers(loaded) if layer.weights}
 
 

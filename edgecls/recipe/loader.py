@@ -6,17 +6,18 @@ Errors name the file, the line and the key path, and suggest the close key:
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
-from edgecls import fileio
+from edgecls import bundled, fileio
 from edgecls.errors import RecipeError
 from edgecls.recipe import typed
 from edgecls.recipe.schema import Recipe
 
-# Bundled recipes live at the top of the source tree; a user's ./recipes comes first.
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "recipes"
+# Bundled recipes are package data (edgecls/bundled/recipes); a user's ./recipes comes first.
+BUNDLED_DIR = bundled.folder("recipes")
 
 
 def recipe_dirs() -> list[Path]:
@@ -47,7 +48,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError("expected KEY=VALUE, e.g. train.epochs=3", source=f"--set {text}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = typed.load_value(raw, f"--set {text}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # a plain string such as a path with a colon
     return key.split("."), value
@@ -73,13 +74,26 @@ def apply_overrides(raw: dict, overrides: list[str]) -> tuple[dict, dict[str, st
     return raw, origins
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Read, override and validate a recipe. Raises RecipeError for anything wrong."""
     path = resolve_path(str(path))
-    raw = typed.read_yaml(path)
+    return _validate(typed.read_yaml(path), overrides, str(path))
+
+
+def recipe_from_dict(mapping: Mapping, overrides: Sequence[str] = ()) -> Recipe:
+    """Validate a plain mapping as a recipe file's contents; errors name the source ``<dict>``."""
+    if not isinstance(mapping, Mapping):
+        raise RecipeError(f"a recipe is a mapping of sections, got {type(mapping).__name__}", source="<dict>")
+    return _validate(dict(mapping), overrides, "<dict>")
+
+
+def _validate(raw: dict, overrides: Sequence[str], source: str) -> Recipe:
+    """The one path from raw mapping to Recipe: overrides, types and ranges, the model registry."""
+    if isinstance(overrides, str):  # one "a.b=c" given where a list belongs: not a list of characters
+        overrides = [overrides]
     raw, origins = apply_overrides(raw, list(overrides))
-    ctx = typed.Context(str(path), origins)
-    recipe = typed.build(Recipe, raw, "", ctx, 1)
+    ctx = typed.Context(source, origins)
+    recipe = typed.build(Recipe, raw, "", ctx, getattr(raw, "line", None))  # a plain dict has no lines
     _check_model(recipe, raw, ctx)
     return recipe
 

@@ -1,21 +1,31 @@
 """The recipe: frozen, validated types. One dataclass per section.
 
-Every field says what it means (``help``) and what it accepts; ``typed.build``
-checks types and ranges, ``__post_init__`` checks what spans fields. Later
-stages (compress, export, bench) add their sections here.
+Every field says what it means (``help``) and what it accepts. Types and
+ranges are checked on construction (``@config``), from YAML and from Python
+alike; ``__post_init__`` checks what spans fields. Every int has an upper bound
+and every float must be finite: a recipe number a library cannot take is a
+recipe error, not a traceback or a NaN model. Later stages (compress, export,
+bench) add their sections here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
 
 from edgecls.data.shapes import SHAPES
-from edgecls.recipe.typed import spec
+from edgecls.data.sources import class_name_problem
+from edgecls.recipe.typed import config, spec
+
+# Bounds shared by many fields: far beyond any real use, well inside what the libraries accept.
+MAX_EPOCHS = 100_000
+MAX_COUNT = 10_000_000  # images, samples, steps
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) takes 0..2**32-1
 
 
 # --- data -------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class DigitsOptions:
     """scikit-learn's load_digits: 1,797 real 8x8 handwritten digits."""
     classes: Optional[tuple[int, ...]] = spec(None, help="digits to keep, e.g. [0, 1, 2, 3, 4] (default: all ten)")
@@ -29,13 +39,13 @@ class DigitsOptions:
                 raise ValueError("classes: needs at least 2 different digits")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class ShapesOptions:
     image_size: int = spec(64, ge=8, le=1024, help="side of the generated images in pixels")
     classes: tuple[str, ...] = spec(("circle", "square", "triangle", "star", "cross", "ring"),
                                     help=f"shapes to draw, any of {', '.join(SHAPES)}")
-    count: int = spec(1200, ge=2, help="total images, balanced over classes")
-    seed: int = spec(0, help="generator seed; the same seed draws the same images")
+    count: int = spec(1200, ge=2, le=1_000_000, help="total images, balanced over classes")
+    seed: int = spec(0, ge=0, le=SEED_MAX, help="generator seed; the same seed draws the same images")
 
     def __post_init__(self):
         bad = [c for c in self.classes if c not in SHAPES]
@@ -45,13 +55,13 @@ class ShapesOptions:
             raise ValueError("classes: needs at least 2 different shapes")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class FolderOptions:
     path: str = spec(help="folder with one sub-folder of images per class (JPEG, PNG, BMP, GIF)")
     on_bad_file: Literal["skip", "fail"] = spec("skip", help="corrupt or non-image files: list and skip, or fail the run")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class TfrecordOptions:
     path: str = spec(help="a TFRecord file, a folder of them, or a glob")
     image_key: str = spec("image/encoded", help="feature holding the encoded image bytes")
@@ -59,14 +69,20 @@ class TfrecordOptions:
     text_key: str = spec("image/class/text", help="optional bytes feature holding the class name")
     class_names: Optional[tuple[str, ...]] = spec(None, help="class names by index (else read from text_key)")
 
+    def __post_init__(self):
+        for i, name in enumerate(self.class_names or ()):
+            problem = class_name_problem(name)
+            if problem:
+                raise ValueError(f"class_names[{i}]: class name {name!r} {problem}")
 
-@dataclass(frozen=True, kw_only=True)
+
+@config
 class KerasOptions:
     dataset: Literal["mnist", "fashion_mnist", "cifar10", "cifar100"] = spec("mnist", help="keras.datasets set")
     path: Optional[str] = spec(None, help="folder holding the files keras would download (for offline machines)")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class TfdsOptions:
     name: str = spec(help="TFDS data set name, e.g. 'tf_flowers'")
     split: str = spec("train", help="TFDS split to read; edgecls makes its own train/validation/test split")
@@ -79,7 +95,7 @@ SOURCE_OPTIONS = {"digits": DigitsOptions, "shapes": ShapesOptions, "folder": Fo
                   "tfrecord": TfrecordOptions, "keras": KerasOptions, "tfds": TfdsOptions}
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Normalize:
     mean: tuple[float, ...] = spec((0.5,), help="per-channel mean, in 0..1 pixel units (one value or one per channel)")
     std: tuple[float, ...] = spec((0.5,), help="per-channel std, in 0..1 pixel units")
@@ -89,19 +105,20 @@ class Normalize:
             raise ValueError("std: every value must be > 0")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Splits:
     validation: float = spec(0.1, ge=0.0, lt=1.0, help="fraction of each class held out for validation")
     test: float = spec(0.2, gt=0.0, lt=1.0, help="fraction of each class held out for the test metrics")
     train_per_class: Optional[int] = spec(
-        None, ge=1, help="few-shot: train on only this many images per class (drawn by the seed; test is unchanged)")
+        None, ge=1, le=MAX_COUNT,
+        help="few-shot: train on only this many images per class (drawn by the seed; test is unchanged)")
 
     def __post_init__(self):
         if self.validation + self.test >= 1.0:
             raise ValueError("test: validation + test must leave data to train on (sum < 1)")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Augment:
     flip: Literal["none", "horizontal", "vertical", "both"] = spec("none", help="random flips")
     rotation: float = spec(0.0, ge=0.0, le=1.0, help="max rotation, as a fraction of a full turn")
@@ -115,7 +132,7 @@ class Augment:
     cutmix: float = spec(0.0, ge=0.0, help="cutmix alpha (0 = off)")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class DataConfig:
     source: Literal["digits", "shapes", "folder", "tfrecord", "keras", "tfds"] = spec(help="where images come from")
     options: Any = spec(None, variant_of="source", variants=SOURCE_OPTIONS, help="options of the source")
@@ -139,7 +156,7 @@ class DataConfig:
 
 # --- model ----------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class ModelConfig:
     name: Optional[str] = spec(None, help="a registered model (edgecls models lists them)")
     options: dict[str, Any] = spec(default_factory=dict, help="builder options, e.g. width, dropout")
@@ -168,7 +185,7 @@ class ModelConfig:
 
 # --- training ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Optimizer:
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = spec("adam")
     learning_rate: float = spec(1e-3, gt=0.0, help="peak learning rate (after warm-up)")
@@ -178,28 +195,30 @@ class Optimizer:
     clipnorm: Optional[float] = spec(None, gt=0.0, help="clip each gradient's norm")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Schedule:
     name: Literal["constant", "step", "cosine"] = spec("constant")
-    warmup_epochs: float = spec(0.0, ge=0.0, help="linear warm-up from 0 over this many epochs")
-    step_epochs: int = spec(10, ge=1, help="step: multiply the rate by step_factor every this many epochs")
+    warmup_epochs: float = spec(0.0, ge=0.0, le=MAX_EPOCHS, help="linear warm-up from 0 over this many epochs")
+    step_epochs: int = spec(10, ge=1, le=MAX_EPOCHS,
+                            help="step: multiply the rate by step_factor every this many epochs")
     step_factor: float = spec(0.1, gt=0.0, le=1.0)
     min_lr_ratio: float = spec(0.0, ge=0.0, le=1.0, help="cosine: final rate as a fraction of the peak")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class EarlyStopping:
-    patience: int = spec(0, ge=0, help="epochs without improvement before stopping (0 = off)")
+    patience: int = spec(0, ge=0, le=MAX_EPOCHS, help="epochs without improvement before stopping (0 = off)")
     monitor: str = spec("val_accuracy")
     min_delta: float = spec(0.0, ge=0.0)
     restore_best: bool = spec(True, help="keep the best epoch's weights")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class FinetunePhase:
-    epochs: int = spec(ge=1, help="epochs of this phase")
+    epochs: int = spec(ge=1, le=MAX_EPOCHS, help="epochs of this phase")
     unfreeze: Union[int, Literal["all"]] = spec(
-        0, help="layers with weights trained before the head: 0 = head only, N = also the backbone's last N, 'all'")
+        0, le=100_000,
+        help="layers with weights trained before the head: 0 = head only, N = also the backbone's last N, 'all'")
     learning_rate: Optional[float] = spec(
         None, gt=0.0, help="peak rate of this phase (default: train.optimizer's for the first, a tenth of it after)")
 
@@ -208,10 +227,10 @@ class FinetunePhase:
             raise ValueError("unfreeze: must be >= 0 or 'all'")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class TrainConfig:
-    epochs: int = spec(10, ge=1, help="epochs (with finetune: unused, each phase has its own)")
-    batch_size: int = spec(64, ge=1, help="global batch, split over the replicas")
+    epochs: int = spec(10, ge=1, le=MAX_EPOCHS, help="epochs (with finetune: unused, each phase has its own)")
+    batch_size: int = spec(64, ge=1, le=1_000_000, help="global batch, split over the replicas")
     optimizer: Optimizer = spec(default_factory=Optimizer)
     schedule: Schedule = spec(default_factory=Schedule)
     label_smoothing: float = spec(0.0, ge=0.0, lt=1.0)
@@ -221,31 +240,42 @@ class TrainConfig:
     strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"] = spec(
         "auto", help="tf.distribute strategy; auto = mirrored on several GPUs, one_device on one, default on CPU")
     devices: Optional[tuple[str, ...]] = spec(None, help="devices for one_device/mirrored, e.g. ['/gpu:0', '/gpu:1']")
-    cpu_replicas: int = spec(0, ge=0, help="split the CPU into this many logical devices (try distribution without GPUs)")
+    cpu_replicas: int = spec(
+        0, ge=0, le=1024, help="split the CPU into this many logical devices (try distribution without GPUs)")
     tpu: Optional[str] = spec(None, help="TPU address for strategy tpu (none = the local/Colab TPU)")
     cluster: Literal["tf_config", "slurm"] = spec(
         "tf_config", help="multi_worker: the cluster from TF_CONFIG (Kubernetes, --worker-hosts) or from Slurm")
-    join_timeout: float = spec(300.0, gt=0.0, help="multi_worker: seconds to wait for every worker to join")
+    join_timeout: float = spec(300.0, gt=0.0, le=7 * 86400,
+                               help="multi_worker: seconds to wait for every worker to join")
     scale_lr: bool = spec(False, help="multiply the learning rate by the replica count (use with warm-up)")
     mixed_precision: Literal["auto", "on", "off"] = spec("auto", help="mixed_float16; auto = on GPUs only")
     jit_compile: bool = spec(False, help="compile the train step with XLA")
-    steps_per_execution: int = spec(1, ge=1, help="train steps per tf.function call")
+    steps_per_execution: int = spec(1, ge=1, le=MAX_COUNT, help="train steps per tf.function call")
     deterministic: bool = spec(True, help="deterministic ops: the same seed gives the same model")
-    checkpoints_to_keep: int = spec(3, ge=1, help="per-epoch weight checkpoints kept in train/checkpoints")
+    checkpoints_to_keep: int = spec(3, ge=1, le=10_000, help="per-epoch weight checkpoints kept in train/checkpoints")
     finetune: tuple[FinetunePhase, ...] = spec(
         (), help="transfer learning: phases run in order, e.g. the head with the backbone frozen, then more layers")
+
+    def __post_init__(self):
+        if isinstance(self.class_weights, dict):
+            for name, weight in self.class_weights.items():
+                problem = class_name_problem(name)
+                if problem:
+                    raise ValueError(f"class_weights: class name {name!r} {problem}")
 
 
 # --- compression (tfmot) -----------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class PruneOptions:
     schedule: Literal["polynomial", "constant"] = spec("polynomial", help="sparsity ramp (polynomial) or fixed")
     target_sparsity: float = spec(0.5, ge=0.0, lt=1.0, help="fraction of weights set to zero")
     initial_sparsity: float = spec(0.0, ge=0.0, lt=1.0, help="polynomial: sparsity at begin")
-    begin: float = spec(0.0, ge=0.0, help="first pruning step: a step count, or a fraction of the stage if < 1")
-    end: float = spec(0.7, ge=0.0, help="last pruning step (polynomial): a step count, or a fraction of the stage if <= 1")
-    frequency: int = spec(10, ge=1, help="steps between pruning updates")
+    begin: float = spec(0.0, ge=0.0, le=MAX_COUNT,
+                        help="first pruning step: a step count, or a fraction of the stage if < 1")
+    end: float = spec(0.7, ge=0.0, le=MAX_COUNT,
+                      help="last pruning step (polynomial): a step count, or a fraction of the stage if <= 1")
+    frequency: int = spec(10, ge=1, le=MAX_COUNT, help="steps between pruning updates")
     structure: Optional[str] = spec(None, help="M:N structured sparsity, e.g. '2:4'")
     policy: Optional[Literal["xnnpack"]] = spec(None, help="'xnnpack': prune only what XNNPACK's sparse kernels run faster")
     skip: tuple[str, ...] = spec((), help="layer name patterns (fnmatch) left dense")
@@ -259,7 +289,7 @@ class PruneOptions:
             raise ValueError("initial_sparsity: must not exceed target_sparsity")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class ClusterOptions:
     clusters: int = spec(16, ge=2, le=256, help="number of shared weight values per layer (or per channel)")
     init: Literal["kmeans++", "linear", "density", "random"] = spec("kmeans++", help="centroid initialization")
@@ -268,7 +298,7 @@ class ClusterOptions:
     skip: tuple[str, ...] = spec((), help="layer name patterns (fnmatch) left unclustered")
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class QuantizeOptions:
     preserve: Literal["none", "sparsity", "clusters", "both"] = spec(
         "none", help="collaborative optimization: keep the zeros (PQAT), the clusters (CQAT) or both (PCQAT)")
@@ -278,27 +308,29 @@ class QuantizeOptions:
 STAGE_OPTIONS = {"prune": PruneOptions, "cluster": ClusterOptions, "quantize": QuantizeOptions}
 
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class CompressStage:
-    name: str = spec(help="stage name; saved as compress/<name>.keras")
+    name: str = spec(plain_name=True, help="stage name; saved as compress/<name>.keras")
     kind: Literal["prune", "cluster", "quantize"] = spec(help="prune | cluster | quantize (QAT)")
-    source: Optional[str] = spec(None, help="'train' or an earlier stage's name (default: the stage before)")
-    epochs: int = spec(3, ge=0, help="fine-tuning epochs")
+    source: Optional[str] = spec(None, plain_name=True,
+                                 help="'train' or an earlier stage's name (default: the stage before)")
+    epochs: int = spec(3, ge=0, le=MAX_EPOCHS, help="fine-tuning epochs")
     learning_rate: Optional[float] = spec(None, gt=0.0, help="fine-tuning rate (default: a tenth of train's)")
     options: Any = spec(None, variant_of="kind", variants=STAGE_OPTIONS, help="options of the kind")
 
 
 # --- export (TFLite / LiteRT) -----------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class ExportVariant:
-    name: str = spec(help="variant name; saved as export/<name>.tflite")
-    source: str = spec("train", help="'train' or a compression stage's name")
+    name: str = spec(plain_name=True, help="variant name; saved as export/<name>.tflite")
+    source: str = spec("train", plain_name=True, help="'train' or a compression stage's name")
     mode: Literal["float32", "float16", "dynamic", "int8", "int16x8"] = spec(help="conversion")
     input_type: Literal["float32", "uint8", "int8"] = spec(
         "float32", help="input tensor type (uint8/int8 only with mode int8)")
     output_type: Literal["float32", "uint8", "int8"] = spec("float32", help="output tensor type")
-    representative_samples: int = spec(200, ge=1, help="training images used to calibrate int8/int16x8")
+    representative_samples: int = spec(200, ge=1, le=1_000_000,
+                                       help="training images used to calibrate int8/int16x8")
     per_channel: bool = spec(
         True, help="int8/int16x8: a weight scale per output channel (TFLite's default); false: one per tensor, "
                    "a smaller file for nets of many thin layers (each channel's scale and zero point cost 12 bytes)")
@@ -312,20 +344,32 @@ class ExportVariant:
 
 # --- the recipe -------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@config
 class Recipe:
-    name: str = spec(help="run name; the default run directory is runs/<name>")
+    name: str = spec(plain_name=True, help="run name; the default run directory is runs/<name>")
     data: DataConfig = spec()
     model: ModelConfig = spec()
     description: str = spec("", help="one line shown by `edgecls recipes`")
-    seed: int = spec(0, ge=0, help="seed for splits, shuffling, initialization and augmentation")
+    seed: int = spec(0, ge=0, le=SEED_MAX, help="seed for splits, shuffling, initialization and augmentation")
     train: TrainConfig = spec(default_factory=TrainConfig)
     compress: tuple[CompressStage, ...] = spec((), help="compression stages, run in order by `edgecls compress`")
     export: tuple[ExportVariant, ...] = spec((), help="TFLite variants made by `edgecls export`")
 
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
+        """Read a recipe file, or a bundled recipe by name ("digits"); ``overrides`` as ``--set`` takes them."""
+        from edgecls.recipe.loader import load_recipe  # the loader imports this module
+
+        return load_recipe(path_or_name, overrides)
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], overrides: Sequence[str] = ()) -> Recipe:
+        """Validate a plain mapping (as a recipe file would hold it), with the same checks and messages."""
+        from edgecls.recipe.loader import recipe_from_dict
+
+        return recipe_from_dict(mapping, overrides)
+
     def __post_init__(self):
-        if not self.name or any(c in self.name for c in "/\\ ") or self.name.startswith("."):
-            raise ValueError("name: must be a plain name without spaces or slashes")
         known = {"train"}
         for i, stage in enumerate(self.compress):
             if stage.name in known:

@@ -33,10 +33,10 @@ import numpy as np
 from edgecls.runtime.errors import (DependencyMissing, EdgeclsError, ImageError, LabelsMissing, RuntimeModelError,
                                     UsageError)
 from edgecls.runtime.flatcheck import metadata_names, read_model
-from edgecls.runtime.image import RESIZE_POLICIES, load_image, resize_image
+from edgecls.runtime.image import load_image, resize_image
+from edgecls.runtime.options import OUTPUT_KINDS, RESIZE_POLICIES, check_int, check_threads
+from edgecls.runtime.quantization import pixel_table, prepare_pixels
 from edgecls.runtime.runner import Runner
-
-OUTPUT_KINDS = ("probabilities", "logits", "auto")
 LABELS_FILE = "labels.txt"
 
 
@@ -222,28 +222,24 @@ class Classifier:
     # ------------------------------------------------------------------ preprocessing
     def _make_lut(self) -> np.ndarray:
         """(C, 256) table: pixel value -> what the input tensor takes, per channel."""
-        v = np.arange(256, dtype=np.float32)
-        mean = np.asarray(self.mean, np.float32)[:, None]
-        std = np.asarray(self.std, np.float32)[:, None]
-        x = (v[None, :] - mean) / std
         info = self.runner.input
-        if info.quantized:
-            q = x / np.float32(info.scale)
-            q = np.sign(q) * np.floor(np.abs(q) + np.float32(0.5)) + info.zero_point  # TFLite rounds half away from 0
-            lim = np.iinfo(info.dtype)
-            x = np.clip(q, lim.min, lim.max)
-        return np.ascontiguousarray(x.astype(info.dtype))
+        return pixel_table(self.mean, self.std, info.dtype, info.scale if info.quantized else 0.0, info.zero_point)
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """A uint8 (H, W, C) image at the model's size to the input tensor's values, (1, H, W, C)."""
-        lut = self._lut
-        if lut.shape[0] == 1 or (lut == lut[0]).all():
-            out = lut[0].take(pixels)
-        else:
-            out = np.empty(pixels.shape, lut.dtype)
-            for c in range(lut.shape[0]):
-                lut[c].take(pixels[..., c], out=out[..., c])
-        return out[None]
+        return prepare_pixels(self._lut, pixels)[None]
+
+    def predict_pixels(self, pixels: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """Probabilities (N, K) for uint8 images (N, H, W, C) already at the model's size, ``batch`` per invoke.
+
+        The path export's parity check and ``eval`` take: the same preparation
+        and interpreter as :meth:`classify`, without decoding and resizing.
+        """
+        pixels = np.asarray(pixels)
+        size = check_int(batch, "batch") if batch is not None else max(1, len(pixels))
+        out = [self.predict(prepare_pixels(self._lut, pixels[start:start + size]))
+               for start in range(0, len(pixels), size)]
+        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
 
     def load_pixels(self, src: Any) -> np.ndarray:
         """Decode and resize ``src`` to a uint8 (H, W, C) array at the model's input size."""
@@ -278,9 +274,7 @@ class Classifier:
 
     def top_k(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
         """The k best classes of one row of probabilities, best first (ties: lower index first)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise UsageError(f"top_k must be a positive integer, got {k!r}")
-        k = min(int(k), probs.shape[-1])
+        k = min(check_int(k, "top_k"), probs.shape[-1])
         if k < probs.shape[-1]:
             part = np.argpartition(-probs, k - 1)[:k]
         else:
@@ -298,9 +292,7 @@ class Classifier:
         sources = list(sources)
         if not sources:
             return []
-        size = batch_size or len(sources)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        size = check_int(batch_size, "batch_size") if batch_size is not None else len(sources)
         results: list[list[Prediction]] = []
         for start in range(0, len(sources), size):
             tensors = [self.preprocess(s) for s in sources[start:start + size]]
@@ -333,9 +325,8 @@ class Classifier:
         """
         if errors not in ("raise", "return"):
             raise UsageError(f"errors must be 'raise' or 'return', got {errors!r}")
-        for what, n in (("workers", workers), ("interpreters", interpreters)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise UsageError(f"{what} must be a positive integer, got {n!r}")
+        check_threads(workers, "workers")  # each a thread: a typo of 100000 would start 100000 of them
+        check_threads(interpreters, "interpreters")
         if interpreters > 1:
             job, threads, name = self._replica_job(top_k, interpreters), interpreters, "edgecls-classify"
         else:

@@ -7,14 +7,16 @@
     info MODEL [--json]
     backends
 
-The plain functions here (:func:`classify_paths`, :func:`classify_camera`,
-:func:`bench`) are what ``edgecls classify`` calls too. A user's mistake is
-one line on stderr (``error: ...``) and a non-zero exit code, never a traceback.
+``edgecls classify`` (click) runs :func:`classify_command` too, with the same
+options: both parsers are built from :mod:`edgecls.runtime.options`. A user's
+mistake is one line on stderr (``error: ...``) and a non-zero exit code, never
+a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -22,6 +24,8 @@ import time
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, UsageError
+from edgecls.runtime.options import (BACKEND, CLASSIFY, DELEGATE, LABELS, MODEL_OPTIONS, PREPROCESSING, THREADS,
+                                     VERBOSE, Option, check_int, resolve)
 
 PROG = "edgecls-runtime"
 
@@ -116,8 +120,7 @@ def classify_paths(model: str, inputs: Sequence[str], *, top_k: int = 5, threads
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    check_int(top_k, "--top-k")
     if not inputs:
         raise UsageError("give at least one image, .npy file or folder (or --camera N)")
     paths = expand_inputs(inputs)
@@ -245,57 +248,30 @@ def backends_report() -> dict:
 
 # ---------------------------------------------------------------------------------------------- argparse
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+# Eval's --threads counts worker processes (one single-threaded interpreter each), within the same range.
+EVAL_THREADS = dataclasses.replace(THREADS, help="cores: N processes with one interpreter thread each",
+                                   default_text="all cores")
+# The options of each command (classify's and the shared ones from edgecls.runtime.options); resolve() checks them.
+TABLES: dict[str, tuple[Option, ...]] = {
+    "classify": CLASSIFY,
+    "bench": (Option("--runs", "runs", "timed runs", kind="int", default=50, low=1, metavar="N"),
+              Option("--warmup", "warmup", "untimed runs first", kind="int", default=5, low=0, metavar="N"),
+              Option("--batch", "batch", "images per invoke", kind="int", default=1, low=1, metavar="N"),
+              *MODEL_OPTIONS),
+    "eval": (Option("--batch", "batch", "images per invoke", kind="int", low=1, metavar="N", default_text="by size"),
+             EVAL_THREADS, BACKEND, DELEGATE, VERBOSE),
+    "info": (LABELS, *PREPROCESSING, *MODEL_OPTIONS),
+}
 
 
-def _camera(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
-def parse_floats(text: str | None, what: str = "value") -> tuple[float, ...] | None:
-    """'127.5' or '123.7,116.3,103.5' -> a tuple of 1 or 3 floats (None stays None); UsageError otherwise."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 3):
-        raise UsageError(f"{what} takes one or three comma-separated numbers, got {text!r}")
-    return values
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return parse_floats(text) or ()
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_preprocessing_options(p: argparse.ArgumentParser) -> None:
-    """--mean/--std/--resize/--output: for models without metadata (they override it when given)."""
-    p.add_argument("--mean", type=_floats, default=None, metavar="M[,M,M]",
-                   help="the model takes (pixel - mean) / std [default: the model's metadata, else 0]")
-    p.add_argument("--std", type=_floats, default=None, metavar="S[,S,S]",
-                   help="see --mean [default: the model's metadata, else 1]")
-    p.add_argument("--resize", choices=("stretch", "crop"), default=None,
-                   help="aspect policy [default: the model's metadata, else stretch]")
-    p.add_argument("--output", dest="output_kind", choices=("probabilities", "logits", "auto"), default=None,
-                   help="what the model outputs [default: the model's metadata, else auto]")
-    p.add_argument("--fast-decode", dest="draft", action="store_true", default=None,
-                   help="decode large JPEGs at reduced scale (much faster for photos; pixels differ slightly)")
-
-
-def _preprocessing(args: argparse.Namespace) -> dict:
-    return {"mean": args.mean, "std": args.std, "resize": args.resize, "output_kind": args.output_kind,
-            "draft": args.draft}
+def add_options(parser: argparse.ArgumentParser, table: Sequence[Option]) -> None:
+    """argparse options from a table; they collect text, which :func:`resolve` converts and checks."""
+    for o in table:
+        if o.kind == "flag":
+            parser.add_argument(o.flag, dest=o.dest, action="store_true", help=o.help_text)
+        else:
+            parser.add_argument(o.flag, dest=o.dest, default=o.default, choices=o.choices or None,
+                                metavar=o.metavar, help=o.help_text)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -305,108 +281,81 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--threads", type=_positive, default=None, metavar="N",
-                       help="interpreter threads [default: all cores, at most 4]")
-        p.add_argument("--backend", default=None, help="ai-edge-litert | tflite-runtime | tensorflow "
-                       "[default: the first installed]")
-        p.add_argument("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | "
-                       "path of a delegate library (e.g. libedgetpu.so.1)")
-        p.add_argument("--verbose", action="store_true", help="show the interpreters' native log lines")
-
     c = sub.add_parser("classify", help="classify images, .npy arrays, folders, or camera frames")
     c.add_argument("model")
     c.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR")
-    c.add_argument("--top-k", type=_positive, default=5, metavar="K", help="answers per image [default: 5]")
-    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    c.add_argument("--labels", default=None, metavar="FILE", help="labels file, one per line (overrides the model's)")
-    c.add_argument("--camera", type=_camera, default=None, metavar="N",
-                   help="read frames from OpenCV camera N (or a video file/URL); prints top-1 and FPS")
-    c.add_argument("--frames", type=_positive, default=None, metavar="N", help="with --camera: stop after N frames")
-    c.add_argument("--workers", type=_positive, default=1, metavar="N",
-                   help="decoding threads that work ahead of the model [default: 1]")
-    c.add_argument("--interpreters", type=_positive, default=1, metavar="N",
-                   help="N copies of the model side by side, each decoding and classifying whole images with "
-                        "threads/N interpreter threads: more images/s for many files on a multi-core CPU [default: 1]")
-    add_preprocessing_options(c)
-    common(c)
 
     b = sub.add_parser("bench", help="time inference on a preprocessed tensor: warm-up, N runs, percentiles")
     b.add_argument("model")
-    b.add_argument("--runs", type=_positive, default=50, metavar="N")
-    b.add_argument("--warmup", type=int, default=5, metavar="N")
-    b.add_argument("--batch", type=_positive, default=1, metavar="N")
     b.add_argument("--json", action="store_true", help="one JSON object")
-    common(b)
 
     e = sub.add_parser("eval", help="accuracy, top-5, macro-F1 and ECE on labelled pixels (.npz), on all cores")
     e.add_argument("model")
     e.add_argument("--data", required=True, metavar="FILE.npz",
                    help="pixels (N,H,W,3 uint8), labels (N,) and class_names, as edgecls bench writes them")
-    e.add_argument("--batch", type=_positive, default=None, metavar="N", help="images per invoke [default: by size]")
     e.add_argument("--json", action="store_true", help="one JSON object: the classification report")
-    e.add_argument("--threads", type=_positive, default=None, metavar="N",
-                   help="cores: N processes with one interpreter thread each [default: all cores]")
-    e.add_argument("--backend", default=None, help="ai-edge-litert | tflite-runtime | tensorflow")
-    e.add_argument("--delegate", default=None, help="xnnpack (default) | none | gpu | edgetpu | library path "
-                   "(accelerator delegates run in one process)")
-    e.add_argument("--verbose", action="store_true", help="show the interpreters' native log lines")
 
     i = sub.add_parser("info", help="what the model takes and returns, and how it will be preprocessed")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
-    i.add_argument("--labels", default=None, metavar="FILE")
-    add_preprocessing_options(i)
-    common(i)
 
+    for name, table in TABLES.items():
+        add_options(sub.choices[name], table)
     sub.add_parser("backends", help="which interpreter packages are installed, and which one is used")
     return parser
 
 
+def classify_command(model: str, inputs: Sequence[str], options: dict, out: TextIO, err: TextIO) -> int:
+    """``classify`` with the options of :data:`~edgecls.runtime.options.CLASSIFY` (resolved): both CLIs run this."""
+    o = dict(options)
+    if o.pop("verbose"):
+        os.environ["EDGECLS_TF_LOGS"] = "1"  # quiet_native_stderr() then shows the native log lines
+    camera, frames, top_k = o.pop("camera"), o.pop("frames"), o.pop("top_k")
+    workers, interpreters = o.pop("workers"), o.pop("interpreters")
+    if camera is not None:
+        if inputs:
+            raise UsageError("give either images or --camera, not both")
+        return classify_camera(model, camera, top_k=1, frames=frames, out=out, **o)
+    return classify_paths(model, list(inputs), top_k=top_k, workers=workers, interpreters=interpreters, out=out,
+                          err=err, **o)
+
+
+def _show(result: dict, as_json: bool, pretty: Any, out: TextIO) -> int:
+    """One JSON object, or ``pretty(result, out)``; exit code 0."""
+    if as_json:
+        print(json.dumps(result), file=out)
+    else:
+        pretty(result, out)
+    return 0
+
+
+def _print_fields(result: dict, out: TextIO) -> None:
+    for key, value in result.items():
+        print(f"{key:<12} {value}", file=out)
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    quiet = not getattr(args, "verbose", False)
+    opts = resolve(TABLES.get(args.command, ()), vars(args))
+    if args.command == "classify":
+        return classify_command(args.model, args.inputs, opts, out, err)
+    quiet = not opts.get("verbose", False)
     if not quiet:
         os.environ["EDGECLS_TF_LOGS"] = "1"  # quiet_native_stderr() then shows the native log lines
-    if args.command == "classify":
-        if args.camera is not None:
-            if args.inputs:
-                raise UsageError("give either images or --camera, not both")
-            return classify_camera(args.model, args.camera, top_k=1,
-                                   threads=args.threads, labels=args.labels, backend=args.backend,
-                                   delegate=args.delegate, as_json=args.json, frames=args.frames, out=out,
-                                   **_preprocessing(args))
-        return classify_paths(args.model, args.inputs, top_k=args.top_k, threads=args.threads, labels=args.labels,
-                              backend=args.backend, delegate=args.delegate, as_json=args.json,
-                              workers=args.workers, interpreters=args.interpreters, out=out, err=err,
-                              **_preprocessing(args))
+    model_opts = {k: opts.get(k) for k in ("threads", "backend", "delegate")}
     if args.command == "bench":
-        result = bench(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup, backend=args.backend,
-                       delegate=args.delegate, batch=args.batch, quiet=quiet)
-        if args.json:
-            print(json.dumps(result), file=out)
-        else:
-            _print_bench(result, out)
-        return 0
+        result = bench(args.model, runs=opts["runs"], warmup=opts["warmup"], batch=opts["batch"], quiet=quiet,
+                       **model_opts)
+        return _show(result, args.json, _print_bench, out)
     if args.command == "eval":
         from edgecls.runtime.evaluate import evaluate, print_summary
 
-        report = evaluate(args.model, args.data, threads=args.threads, batch=args.batch, backend=args.backend,
-                          delegate=args.delegate)
-        if args.json:
-            print(json.dumps(report), file=out)
-        else:
-            print_summary(report, out)
-        return 0
+        report = evaluate(args.model, args.data, batch=opts["batch"], **model_opts)
+        return _show(report, args.json, print_summary, out)
     if args.command == "info":
-        clf = load_classifier(args.model, threads=args.threads, labels=args.labels, backend=args.backend,
-                              delegate=args.delegate, require_labels=False, quiet=quiet, **_preprocessing(args))
-        info = clf.info()
-        if args.json:
-            print(json.dumps(info), file=out)
-        else:
-            for key, value in info.items():
-                print(f"{key:<12} {value}", file=out)
-        return 0
+        pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft")}
+        clf = load_classifier(args.model, labels=opts["labels"], require_labels=False, quiet=quiet, **model_opts,
+                              **pre)
+        return _show(clf.info(), args.json, _print_fields, out)
     if args.command == "backends":
         report = backends_report()
         for key, value in report.items():

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.runtime.errors import EdgeclsError, RuntimeModelError, UsageError
+from edgecls.runtime.options import check_threads
 
 _ELEMENTS_PER_BATCH = 1 << 20  # input elements per batch: 256 digits (8x8x3), 85 at 64x64x3, 6 at 224x224x3
 _MAX_BATCH = 256
@@ -94,20 +95,12 @@ def _classifier(model: str, *, threads: int, backend: str | None, delegate: str 
                                     require_labels=False)
 
 
-def _predict(clf: Any, pixels: np.ndarray, batch: int) -> np.ndarray:
-    """Probabilities (N, K) for uint8 pixels, ``batch`` images per invoke."""
-    out = []
-    for start in range(0, len(pixels), batch):
-        out.append(clf.predict(clf.normalize(pixels[start:start + batch])[0]))
-    return np.concatenate(out) if out else np.zeros((0, clf.num_classes), np.float32)
-
-
 def _shard(bounds: tuple[int, int]) -> tuple[int, np.ndarray]:
     """A forked worker: its own single-threaded interpreter over pixels[lo:hi]."""
     lo, hi = bounds
     s = _shared
     clf = _classifier(s["model"], threads=1, backend=s["backend"], delegate=s["delegate"])
-    return lo, _predict(clf, s["pixels"][lo:hi], s["batch"])
+    return lo, clf.predict_pixels(s["pixels"][lo:hi], s["batch"])
 
 
 def _parallel(pixels: np.ndarray, workers: int, batch: int, **options: Any) -> np.ndarray:
@@ -135,8 +128,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, threads: int 
     from edgecls.metrics import classification_report
     from edgecls.runtime.backends import delegate_kind
 
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)
     if batch is not None and batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}")
     model = os.fspath(model)
@@ -161,7 +154,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, threads: int 
         workers = 1  # one accelerator: one interpreter at a time
     workers = max(1, min(workers, -(-len(pixels) // size)))
     try:
-        first = clf.predict(clf.normalize(pixels[:size])[0])
+        first = clf.predict_pixels(pixels[:size])
     except RuntimeModelError:
         if size == 1:
             raise
@@ -169,8 +162,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, threads: int 
         clf = _classifier(model, threads=1, backend=backend, delegate=delegate)
         first = None
     if workers == 1:
-        probs = _predict(clf, pixels, size) if first is None else np.concatenate(
-            [first, _predict(clf, pixels[size:], size)])
+        probs = clf.predict_pixels(pixels, size) if first is None else np.concatenate(
+            [first, clf.predict_pixels(pixels[size:], size)])
     else:
         clf.close()
         del clf

@@ -33,10 +33,10 @@ import numpy as np
 
 from edgecls.errors import first_line
 from edgecls.runtime.errors import DependencyMissing, ImageError
+from edgecls.runtime.options import RESIZE_POLICIES
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Any]  # Any: a PIL image
 
-RESIZE_POLICIES = ("stretch", "crop")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".npy")
 
 _pil: Any = None  # (Image, ImageOps) once imported; False when Pillow is not installed
@@ -214,14 +214,32 @@ def _is_pil(obj: Any) -> bool:
 def load_npy(path: str | os.PathLike) -> np.ndarray:
     """An image array saved with ``numpy.save``; ImageError when it is not one."""
     name = os.fspath(path)
+    fmt = np.lib.format
     try:
-        arr = np.load(name, allow_pickle=False)
+        with open(name, "rb") as fh:
+            if fh.read(2) == b"PK":
+                raise ImageError(f"{name}: holds several arrays (.npz); save one image array with numpy.save")
+            fh.seek(0)
+            version = fmt.read_magic(fh)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+            # The header is a claim: check it against the file before numpy allocates what it says
+            # (a few hundred crafted bytes can claim 28 GiB).
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            have = os.fstat(fh.fileno()).st_size - fh.tell()
+            if dtype.hasobject:
+                raise ImageError(f"{name}: holds Python objects, not pixels; save a numeric image array")
+            if need > have:
+                raise ImageError(f"{name}: its header claims a {'x'.join(map(str, shape))} {dtype} array "
+                                 f"({need:,} bytes) but the file holds {have:,}; it is truncated or damaged")
+            fh.seek(0)
+            arr = fmt.read_array(fh, allow_pickle=False)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise ImageError(f"{name}: not a readable .npy array ({_reason(exc)})") from None
-    if not isinstance(arr, np.ndarray):
-        raise ImageError(f"{name}: holds several arrays (.npz); save one image array with numpy.save")
     return arr
 
 

@@ -23,21 +23,32 @@ from typing import Any, Callable
 import numpy as np
 
 from edgecls._vendor import metadata_schema as mfb
+from edgecls.errors import EdgeclsError
+from edgecls.runtime import options
 from edgecls.runtime.modelfile import ModelFile, ModelFileError, ModelSource, load_model, read_model_summary, reading
 
-__all__ = ["MetadataError", "ModelMetadata", "read_associated_files", "read_metadata", "read_model_summary"]
+__all__ = ["InvalidMetadata", "MetadataError", "ModelMetadata", "read_associated_files", "read_metadata",
+           "read_model_summary"]
 
 METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry readers look for
 METADATA_IDENTIFIER = b"M001"
 CUSTOM_NAME = "edgecls"  # our CustomMetadata entry
 
 COLOR_SPACES = ("RGB", "GRAYSCALE")
-OUTPUT_KINDS = ("probabilities", "logits")
-RESIZE_POLICIES = ("stretch", "crop")
+OUTPUT_KINDS = tuple(k for k in options.OUTPUT_KINDS if k != "auto")  # what a model says it outputs
+RESIZE_POLICIES = options.RESIZE_POLICIES
 
 
 class MetadataError(ModelFileError):
     """Damaged metadata, or not a TFLite flatbuffer (a ValueError); the message names the file."""
+
+
+class InvalidMetadata(EdgeclsError, ValueError):
+    """Metadata that cannot be written: a value :class:`ModelMetadata` refuses, or one that does not fit the model.
+
+    A user's error (a class name with a newline, a GRAYSCALE model given RGB
+    metadata), so one line and no traceback; also a ``ValueError``, as before.
+    """
 
 
 @dataclass(frozen=True)
@@ -62,15 +73,15 @@ class ModelMetadata:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         for name, allowed in (("color_space", COLOR_SPACES), ("output_kind", OUTPUT_KINDS), ("resize", RESIZE_POLICIES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+                raise InvalidMetadata(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
-            raise ValueError(f"mean and std need 1 or 3 values each (MediaPipe reads no other); "
+            raise InvalidMetadata(f"mean and std need 1 or 3 values each (MediaPipe reads no other); "
                              f"got {len(self.mean)} and {len(self.std)}")
         if any(s == 0 for s in self.std):
-            raise ValueError(f"std values must be non-zero; got {self.std}")
+            raise InvalidMetadata(f"std values must be non-zero; got {self.std}")
         for label in self.labels:
             if not isinstance(label, str) or not label.strip() or "\n" in label or "\r" in label:
-                raise ValueError(f"labels must be non-empty one-line strings (labels.txt has one per line); "
+                raise InvalidMetadata(f"labels must be non-empty one-line strings (labels.txt has one per line); "
                                  f"got {label!r}")
 
 

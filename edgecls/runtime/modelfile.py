@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
 from edgecls.runtime.errors import RuntimeModelError
-from edgecls.runtime.flatcheck import verify_tflite
+from edgecls.runtime.flatcheck import read_model, verify_tflite
 
 ModelSource = Union[bytes, bytearray, memoryview, str, os.PathLike, "ModelFile"]
 
@@ -53,24 +53,17 @@ def load_model(model: ModelSource) -> ModelFile:
     """Read and check a model given as bytes, a path or a ModelFile; :class:`ModelFileError` otherwise."""
     if isinstance(model, ModelFile):
         return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        data, where = bytes(model), f"<model: {len(model)} bytes>"
-    elif isinstance(model, (str, os.PathLike)):
-        where = os.fspath(model)
-        try:
-            with open(where, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            raise ModelFileError(f"{where}: model file not found") from None
-        except IsADirectoryError:
-            raise ModelFileError(f"{where}: is a directory, not a .tflite model file") from None
-        except OSError as err:
-            raise ModelFileError(f"{where}: cannot read the model file ({err.strerror or err})") from None
-    else:
-        raise TypeError(f"a model is bytes or a path, not {type(model).__name__}")
     try:
-        verify_tflite(data, name=where)
-    except RuntimeModelError as err:
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            data, where = bytes(model), f"<model: {len(model)} bytes>"
+            verify_tflite(data, name=where)
+        elif isinstance(model, (str, os.PathLike)):
+            data, where = read_model(model), os.fspath(model)  # read and verified
+        else:
+            raise TypeError(f"a model is bytes or a path, not {type(model).__name__}")
+    except ModelFileError:
+        raise
+    except RuntimeModelError as err:  # the same message, as the error this module's callers catch
         raise ModelFileError(str(err)) from None
     return ModelFile(data, where)
 

@@ -26,6 +26,8 @@ from edgecls.errors import first_line
 from edgecls.runtime.backends import Backend, delegate_kind, load_backend
 from edgecls.runtime.errors import DelegateError, ImageError, RuntimeModelError, XnnpackRefused
 from edgecls.runtime.flatcheck import verify_tflite
+from edgecls.runtime.options import check_threads
+from edgecls.runtime.quantization import dequantize, quantize
 
 INPUT_DTYPES = (np.float32, np.uint8, np.int8)
 
@@ -65,9 +67,8 @@ class Runner:
                  backend: str | None = None, check: bool = True):
         if check:  # False when the caller has just run verify_tflite (read_model does)
             verify_tflite(model, name=name)
-        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                        or num_threads < 1):
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        if num_threads is not None:
+            num_threads = check_threads(num_threads, "num_threads")
         self.name = name
         self.model = model
         self.num_threads = num_threads or default_threads()
@@ -141,20 +142,14 @@ class Runner:
 
     # -- quantization
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Normalized floats to the input tensor's dtype (identity for float inputs)."""
+        """Normalized floats to the input tensor's dtype (identity for float inputs), as TFLite quantizes."""
         info = self.input
-        if not info.quantized:
-            return np.asarray(x, dtype=np.float32)
-        lim = np.iinfo(info.dtype)
-        q = np.round(np.asarray(x, dtype=np.float32) / np.float32(info.scale) + info.zero_point)
-        return np.clip(q, lim.min, lim.max).astype(info.dtype)
+        return quantize(x, info.dtype, info.scale if info.quantized else 0.0, info.zero_point)
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
         """Output values as float32 (from the output tensor's scale and zero point when it is quantized)."""
         info = self.output
-        if info.quantized:
-            return (raw.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
-        return raw.astype(np.float32, copy=False)
+        return dequantize(raw, info.scale if info.quantized else 0.0, info.zero_point)
 
     def as_input(self, x: np.ndarray) -> np.ndarray:
         """``x`` checked (and batched) against the input tensor: (N, H, W, C) or (H, W, C).

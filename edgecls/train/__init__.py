@@ -2,3 +2,7 @@
 
 Importing this package does not import TensorFlow; ``edgecls.train.trainer`` does.
 """
+
+from edgecls.api import callable_package as _callable_package
+
+_callable_package(__name__, "train")  # edgecls.train(...) is the public API function (edgecls/api.py)

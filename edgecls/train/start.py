@@ -38,14 +38,10 @@ def backbone_file(spec: str) -> Path:
 
 
 def load_backbone(spec: str) -> Any:
-    from edgecls._tf import keras
+    """The backbone model, refused with one line if the file holds a Lambda or any other code (models.loading)."""
+    from edgecls.models.loading import load_keras_model
 
-    path = backbone_file(spec)
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as err:  # keras raises many kinds for a truncated or foreign file
-        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise ModelError(f"model.backbone: {path}: not a loadable Keras model ({first.strip()[:200]})") from None
+    return load_keras_model(backbone_file(spec), what="model.backbone")
 
 
 def build_model(recipe: Recipe, num_classes: int, input_shape: tuple[int, int, int]) -> Any:

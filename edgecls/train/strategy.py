@@ -195,6 +195,18 @@ def _is_chief(cfg: dict | None) -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
+def writes_run(cfg: TrainConfig) -> bool:
+    """Whether this process will be the chief (the one that writes the run), known before TensorFlow loads.
+
+    The run's lock is taken before the seconds TensorFlow takes to import, so a second writer is told at once.
+    """
+    if cfg.strategy != "multi_worker":
+        return True
+    if cfg.cluster == "slurm":
+        return os.environ.get("SLURM_PROCID", "0") == "0"
+    return _is_chief(tf_config())
+
+
 def build_strategy(cfg: TrainConfig) -> StrategyInfo:
     from edgecls._tf import keras, tf
 

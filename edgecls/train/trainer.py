@@ -1,10 +1,13 @@
 """Train a recipe into its run directory: split, fit, checkpoint, evaluate on the test split.
 
-Writes (chief only) ``recipe.yaml``, ``split.json`` and ``train/``:
-``model.keras``, ``checkpoints/``, ``history.csv``, ``metrics.json``, ``tensorboard/``.
+Writes (chief only, holding the run's lock) ``recipe.yaml``, ``split.json`` and ``train/``:
+``model.keras``, ``checkpoints/``, ``history.csv``, ``metrics.json`` (a TrainRecord), ``tensorboard/``.
+``--force`` deletes nothing until the new recipe has validated, the data has loaded and the new
+model is built: a mistake in the new recipe leaves the old run as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -16,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls import fileio, metrics
+from edgecls import fileio
 from edgecls.errors import StageError
 from edgecls.recipe import diff_recipes, load_recipe, save_recipe
 from edgecls.recipe.schema import Recipe, TrainConfig
-from edgecls.rundir import RunDir
+from edgecls.run import Run, TrainRecord, sha256_file
 
 log = logging.getLogger("edgecls.train")
 
@@ -51,16 +54,14 @@ def plan_phases(cfg: TrainConfig) -> list[Phase]:
     return phases
 
 
-def _has_backup(run: RunDir) -> bool:
+def _has_backup(run: Run) -> bool:
     return run.backup.is_dir() and any(p.is_file() for p in run.backup.rglob("*"))
 
 
-def check_run_dir(recipe: Recipe, run: RunDir, *, resume: bool, force: bool) -> bool:
+def check_run_dir(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> bool:
     """Decide what to do with an existing run directory. Returns True when training is already complete."""
     if force:
-        shutil.rmtree(run.train, ignore_errors=True)
-        run.split.unlink(missing_ok=True)
-        return False
+        return False  # the old train/ goes only when the new model is about to train (see _discard)
     if run.recipe.exists():
         saved = load_recipe(run.recipe)
         changed = diff_recipes(saved, recipe)
@@ -91,11 +92,37 @@ def _class_weights(recipe: Recipe, labels: np.ndarray, class_names: tuple[str, .
     return {i: float(cw.get(name, 1.0)) for i, name in enumerate(class_names)}
 
 
-def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = False) -> dict:
-    """Train ``recipe`` into ``run``; returns the test metrics (also in train/metrics.json)."""
+def _discard(run: Run) -> None:
+    """--force: the old training goes (its model, checkpoints, backup, history, split). Compressed and
+    exported models stay; their records name the old model's hash, so they show as stale."""
+    shutil.rmtree(run.train, ignore_errors=True)
+    run.split.unlink(missing_ok=True)
+
+
+def train(recipe: Recipe, run: Run, *, resume: bool = False, force: bool = False) -> TrainRecord:
+    """Train ``recipe`` into ``run``; returns the TrainRecord (also train/metrics.json).
+
+    The chief holds the run's lock for the whole of it: a second writer fails at once.
+    """
+    from edgecls.train.strategy import writes_run
+
+    chief = writes_run(recipe.train)
+    with (run.lock("train") if chief else contextlib.nullcontext()):
+        try:
+            return _train(recipe, run, resume=resume, force=force)
+        finally:
+            if "edgecls._tf" in sys.modules:  # leave the process as we found it, whatever happened
+                sys.modules["edgecls._tf"].keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> TrainRecord:
     if check_run_dir(recipe, run, resume=resume, force=force):
-        log.info("%s is already trained; nothing to do", run.model)
-        return fileio.read_json(run.train_metrics)
+        rec = run.training()
+        if rec is not None:
+            log.info("%s is already trained; nothing to do", run.model)
+            return rec
+        raise StageError(f"{run.model} exists but {run.train_metrics} does not: the run was cut short while "
+                         "saving; train again with --force")
 
     # The strategy first: logical CPU devices must be set before TensorFlow uses any device.
     from edgecls.train.strategy import StrategyError, build_strategy
@@ -112,12 +139,10 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     if recipe.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    data = load_run_data(recipe, run, make_split=True, write=info.is_chief)
+    data = load_run_data(recipe, run, make_split=True, write=info.is_chief and not force, fresh=force)
     split, k = data.split, data.num_classes
     log.info("split: %s", ", ".join(f"{name} {len(v)}" for name, v in split.items()))
     class_weight = _class_weights(recipe, data.labels("train"), data.class_names)
-    if info.is_chief:
-        save_recipe(recipe, run.recipe)
 
     batch = recipe.train.batch_size
     train_ds = data.dataset("train", training=True, batch_size=batch)
@@ -148,6 +173,11 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
         model = build_model(recipe, k, input_shape)
     log.info("model: %s, %s parameters, input %s", recipe.model.label, f"{model.count_params():,}", input_shape)
 
+    if info.is_chief:  # the new recipe, data and model are sound: now the run becomes this recipe's
+        if force:
+            _discard(run)
+            data.save_split(run.split)
+        save_recipe(recipe, run.recipe)
     run.train.mkdir(parents=True, exist_ok=True)
     callbacks = [
         EpochCheckpoint(run.checkpoints, keep=recipe.train.checkpoints_to_keep, enabled=info.is_chief),
@@ -200,27 +230,16 @@ def train(recipe: Recipe, run: RunDir, *, resume: bool = False, force: bool = Fa
     if info.is_chief:  # BackupAndRestore empties its folder at the end; drop the folder too
         shutil.rmtree(run.backup, ignore_errors=True)
 
-    report = evaluate(model, data, batch_size=max(batch, 256))
-    report["train_seconds"] = round(train_seconds, 2)
-    report["replicas"] = info.replicas
+    record = TrainRecord(metrics=data.evaluate(model, batch_size=max(batch, 256)),
+                         train_seconds=round(train_seconds, 2), replicas=info.replicas)
     if info.is_chief:
         with fileio.atomic_path(run.model, suffix=".keras") as tmp:
             model.save(str(tmp))
-        fileio.write_json(run.train_metrics, report)
+        record.output_sha256 = sha256_file(run.model)
+        record.made_from = run.made_from(Run.train_sections(recipe), [run.split])
+        fileio.write_json(run.train_metrics, record.to_json())
     else:  # every worker takes part in saving (collective reads); only the chief's copy is kept
         with tempfile.TemporaryDirectory(prefix="edgecls-worker-") as tmp:
             model.save(str(Path(tmp) / "model.keras"))
         shutil.rmtree(tb_dir, ignore_errors=True)
-    keras.mixed_precision.set_global_policy("float32")  # leave the process as we found it
-    return report
-
-
-def evaluate(model, data, batch_size: int = 256) -> dict:
-    """Test-split metrics of a Keras model (the keys of train/metrics.json)."""
-    x_test, y_test = data.arrays("test")
-    probs = model.predict(x_test, batch_size=batch_size, verbose=0)
-    return metrics.classification_report(y_test, probs, data.class_names)
-
-
-def run_dir_for(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
-    return RunDir(Path(run_dir)) if run_dir else RunDir.for_recipe(recipe.name)
+    return record

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from edgecls.bench.accuracy import write_test_npz
+from edgecls.bench.accuracy import read_test_split
 from edgecls.metrics import classification_report
-from edgecls.rundir import RunDir
+from edgecls.run import Run
 from edgecls.runtime.evaluate import evaluate
 from edgecls.runtime.pack import build_zipapp, packed_files
 from tests.bench.exported import RT_LITERT, RT_TFLITE
@@ -19,7 +19,7 @@ from tests.bench.exported import RT_LITERT, RT_TFLITE
 @pytest.fixture(scope="module")
 def split(run_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
-    return write_test_npz(RunDir(run_dir), folder), build_zipapp(folder / "edgecls-runtime.pyz")
+    return read_test_split(Run(run_dir)), build_zipapp(folder / "edgecls-runtime.pyz")
 
 
 def test_the_zipapp_packs_evaluate():

@@ -111,6 +111,20 @@ def test_folder_errors(tmp_path):
         load_source("folder", {"path": str(tmp_path), "on_bad_file": "skip"})
 
 
+@pytest.mark.parametrize("folder_name, shown", [("do\ng", "'do\\ng' contains the control character '\\n'"),
+                                                 ("a\tb", "'a\\tb' contains the control character '\\t'"),
+                                                 (" ", "' ' is empty")])
+def test_folder_class_names_that_would_break_labels_txt(tmp_path, folder_name, shown):
+    for name in ("cat", folder_name):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name / "a.png")
+    with pytest.raises(DataError) as info:
+        load_source("folder", {"path": str(tmp_path)})
+    assert str(info.value) == f"folder source: class folder in {tmp_path}: class name {shown}; " + (
+        "give every class a name" if shown.endswith("empty") else "rename it")
+    assert "\n" not in str(info.value)
+
+
 # --- digits / shapes / registry ---------------------------------------------------------------------
 
 def test_digits():
@@ -217,6 +231,47 @@ def _cifar_batch(n, label_key, offset):
             b"batch_label": b"x"}
 
 
+def _write_npz(path, arrays: dict[str, np.ndarray], claims: dict[str, tuple[int, ...]] | None = None) -> None:
+    """An .npz as numpy writes it; ``claims`` replaces an array's header shape (a lying header)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, arr in arrays.items():
+            buf = io.BytesIO()
+            header = np.lib.format.header_data_from_array_1_0(arr)
+            header["shape"] = (claims or {}).get(key, arr.shape)
+            np.lib.format.write_array_header_1_0(buf, header)
+            buf.write(arr.tobytes())
+            zf.writestr(f"{key}.npy", buf.getvalue())
+
+
+def test_keras_mnist_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), "y_train": np.arange(5) % 10,
+              "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), "y_test": np.arange(3) % 10}
+    _write_npz(tmp_path / "mnist.npz", arrays)
+    ex = load_source("keras", {"dataset": "mnist", "path": str(tmp_path)})
+    assert ex.images.shape == (8, 28, 28, 1) and list(ex.labels) == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert np.array_equal(ex.images[5:, ..., 0], arrays["x_test"])
+
+
+def test_keras_npz_whose_header_claims_28_gib_is_refused_before_reading(tmp_path):
+    arrays = {"x_train": np.zeros((5, 28, 28), np.uint8), "y_train": np.zeros(5, np.int64),
+              "x_test": np.zeros((3, 28, 28), np.uint8), "y_test": np.zeros(3, np.int64)}
+    _write_npz(tmp_path / "mnist.npz", arrays, claims={"x_test": (30000, 1000, 1000)})  # 28 GiB of uint8
+    with pytest.raises(DataError) as info:
+        load_source("keras", {"dataset": "mnist", "path": str(tmp_path)})
+    assert str(info.value).startswith(f"keras source: {tmp_path / 'mnist.npz'}: x_test's header claims shape "
+                                      "(30000, 1000, 1000) (30000000000 bytes) but the file holds ")
+    del arrays["y_test"]
+    _write_npz(tmp_path / "mnist.npz", arrays)
+    with pytest.raises(DataError, match="no array 'y_test' in it; download the file again"):
+        load_source("keras", {"dataset": "mnist", "path": str(tmp_path)})
+    (tmp_path / "mnist.npz").write_bytes(b"PK not a zip")
+    with pytest.raises(DataError, match="not a readable .npz file"):
+        load_source("keras", {"dataset": "mnist", "path": str(tmp_path)})
+
+
 def test_keras_cifar10_pickles(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -296,6 +351,18 @@ def test_tfrecord_source(tmp_path, caplog):
         load_source("tfrecord", {"path": str(gz), "label_key": "y"})
     with pytest.raises(DataError, match="does not exist"):
         load_source("tfrecord", {"path": str(tmp_path / "nope.tfrecord")})
+
+    # A class name with a line break would split labels.txt: refused where it is read, naming the record.
+    bad = tmp_path / "bad.tfrecord"
+    with tf.io.TFRecordWriter(str(bad)) as w:
+        w.write(example(_png(1), 0, b"cat"))
+        w.write(example(_png(2), 1, b"big\ndog"))
+    with pytest.raises(DataError) as info:
+        load_source("tfrecord", {"path": str(bad)})
+    assert str(info.value) == (f"tfrecord source: {bad}#1 'image/class/text': class name 'big\\ndog' contains "
+                               "the control character '\\n'; rename it")
+    with pytest.raises(DataError, match=r"tfrecord source: class_names: class name 'o\\x00k' contains"):
+        load_source("tfrecord", {"path": str(bad), "class_names": ["cat", "o\x00k"]})
 
 
 def test_examples_contract():

@@ -22,7 +22,7 @@ def write(tmp_path, text: str, name: str = "dev.yaml"):
 
 
 def test_shipped_recipes_load():
-    assert BUNDLED_DIR == ROOT / "devices"
+    assert BUNDLED_DIR.resolve() == (ROOT / "devices").resolve()  # the top-level devices/ shows the bundled ones
     names = {n for n, _, _ in list_devices()}
     assert set(SHIPPED) <= names
     for name in SHIPPED:
@@ -54,6 +54,8 @@ def test_readme_has_a_section_per_family_and_every_field():
     ("name: d\nconnect: sssh\n", ":2: connect", "did you mean 'ssh'"),
     ("name: d\nconnect: ssh\n", ":1: host", "an ssh device needs a host"),
     ("name: d\nthreads: [1, 0]\n", ":2: threads", "must be >= 1"),
+    ("name: d\nthreads: [1, 100000]\n", ":2: threads", "must be >= 1 and <= 256, got 100000"),
+    ("name: d\neval_threads: 100000\n", ":2: eval_threads", "must be <= 256"),
     ("name: d\nthreads: []\n", ":2: threads", "at least one"),
     ("name: d\nruns: 0\n", ":2: runs", "must be >= 1"),
     ("name: d\nconnect: adb\ndelegates: [edgetpu]\n", ":3: delegates", "'edgetpu' is not one of"),
@@ -70,6 +72,17 @@ def test_mistakes_name_file_line_and_key(tmp_path, text, where, message):
     line = str(err.value)
     assert line.startswith(str(path)) and where in line and message in line, line
     assert "\n" not in line
+
+
+def test_a_recipe_built_in_python_is_checked_too():
+    # run_bench(run, DeviceRecipe(...)) takes no YAML path: the same bounds hold, so no device is sent 100000 threads.
+    with pytest.raises(RecipeError, match="threads: each thread count must be >= 1 and <= 256, got 100000"):
+        DeviceRecipe(name="d", threads=(1, 100000))
+    with pytest.raises(RecipeError, match="eval_threads: must be <= 256, got 1000"):
+        DeviceRecipe(name="d", eval_threads=1000)
+    with pytest.raises(RecipeError, match=r"threads\[0\]: expected an integer"):
+        DeviceRecipe(name="d", threads=("4",))
+    assert DeviceRecipe(name="d", threads=[1, 256]).threads == (1, 256)  # a list, as from YAML, becomes a tuple
 
 
 def test_library_delegate_and_ssh_options(tmp_path):

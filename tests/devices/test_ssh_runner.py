@@ -25,6 +25,7 @@ import pytest
 from edgecls.bench import compare_reports, run_bench
 from edgecls.devices import DeviceError, DeviceRecipe
 from tests.bench.exported import copy_run, device_python, write_crashing_python
+from tests.devices.test_device_answers import lying_python
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -206,16 +207,20 @@ def test_bad_devices_get_one_line_naming_device_and_step(sshd, run_dir, tmp_path
 
 def test_crash_and_corrupt_model_fail_their_rows_only(sshd, run_dir, tmp_path):
     run = copy_run(run_dir, tmp_path / "run")
-    (run / "export" / "int8.tflite").write_bytes(b"TFL3" + os.urandom(200))  # corrupt: not a flatbuffer model
+    # Beside the exported files, not over them: bench refuses a variant whose file changed since export (stale).
+    export = run / "export"
+    (export / "float32_dev.tflite").write_bytes((export / "float32.tflite").read_bytes())
+    (export / "int8_dev.tflite").write_bytes(b"TFL3" + os.urandom(200))  # corrupt: not a flatbuffer model
     crashing = write_crashing_python(tmp_path, device_python(), when="--threads 2")
-    report = run_bench(run, sshd.device(python=str(crashing), threads=(1, 2)), out_dir=tmp_path / "out")
+    report = run_bench(run, sshd.device(python=str(crashing), threads=(1, 2), model_suffix="_dev"),
+                       out_dir=tmp_path / "out")
     rows = {(r["variant"], r["threads"]): r for r in report["rows"]}
     assert rows[("float32", 1)]["status"] == "ok" and rows[("float32", 1)]["accuracy"] > 0.8
     crashed = rows[("float32", 2)]["status"]
     assert crashed.startswith("failed: latency float32 threads=2: crashed (SIGSEGV)"), crashed
     for t in (1, 2):
         status = rows[("int8", t)]["status"]
-        assert status.startswith("failed: accuracy int8: ") and "int8.tflite" in status, status
+        assert status.startswith("failed: accuracy int8: ") and "int8.tflite" in status, status  # staged name
     assert report["complete"] is False and report["rows_failed"] == 3 and report["rows_total"] == 4
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["complete"] is False and [r["status"] for r in saved["rows"]] == [r["status"] for r in report["rows"]]
@@ -223,3 +228,15 @@ def test_crash_and_corrupt_model_fail_their_rows_only(sshd, run_dir, tmp_path):
     assert "**INCOMPLETE: 3 of 4 rows failed**" in md and "SIGSEGV" in md
     csv = (tmp_path / "out" / "report.csv").read_text().splitlines()
     assert len(csv) == 5 and csv[0].startswith("device,variant,mode,delegate,threads,accuracy")
+
+
+def test_a_wrong_answer_over_ssh_fails_its_row(sshd, run_dir, tmp_path):
+    """The device's python answers the int8 timing with strings: that row fails with the reason, the rest is ok."""
+    python = lying_python(tmp_path / "dev", bench='{"p50_ms": "0.2", "mean_ms": "0.2", "threads": 1}',
+                          when="int8.tflite", real=device_python())
+    report = run_bench(run_dir, sshd.device(python=str(python), threads=(1,)), out_dir=tmp_path / "out", plots=False)
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert rows["float32"]["status"] == "ok" and rows["float32"]["latency_ms"]["p50"] > 0
+    assert rows["int8"]["status"] == ("failed: latency int8 threads=1: the device's answer has p50_ms=\"0.2\" "
+                                      "(expected a number)")
+    assert rows["int8"]["accuracy"] > 0.8 and report["rows_failed"] == 1

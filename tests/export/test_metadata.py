@@ -20,7 +20,9 @@ import pytest
 from edgecls._vendor import metadata_schema as mfb
 from edgecls._vendor import tflite_schema as fb
 from edgecls.export.metadata import add_metadata
-from edgecls.runtime.metadata import MetadataError, ModelMetadata, read_associated_files, read_metadata
+from edgecls.errors import EdgeclsError
+from edgecls.runtime.metadata import (InvalidMetadata, MetadataError, ModelMetadata, read_associated_files,
+                                      read_metadata)
 from edgecls.runtime.modelfile import ModelFileError, read_model_summary
 from tests.helpers import MEDIAPIPE_VENV_HINT, ROOT, mediapipe_classify, mediapipe_python
 
@@ -229,8 +231,6 @@ def test_damaged_models_raise_one_error_naming_the_file(models, tmp_path):
 
 
 def test_metadata_error_is_a_one_line_user_error():
-    from edgecls.errors import EdgeclsError
-
     with pytest.raises(MetadataError) as err:
         read_metadata(b"\0" * 64)
     assert isinstance(err.value, ValueError) and isinstance(err.value, EdgeclsError)
@@ -249,17 +249,21 @@ def test_metadata_error_is_a_one_line_user_error():
     ({"labels": ("a", "b\nc")}, "one-line"),
 ])
 def test_model_metadata_validates(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidMetadata, match=message) as err:
         ModelMetadata(name="x", **kwargs)
+    # The project's own error (the CLI prints it as one line, exit 1), still a ValueError for older callers.
+    assert isinstance(err.value, EdgeclsError) and isinstance(err.value, ValueError)
+    assert "\n" not in str(err.value)
 
 
 def test_writer_refuses_what_does_not_fit_the_model(models):
-    with pytest.raises(ValueError, match="2 labels given but output .* has 3 classes"):
-        add_metadata(models["float32"], dataclasses.replace(META, labels=("a", "b")))
-    with pytest.raises(ValueError, match="3 channels but color_space GRAYSCALE needs 1"):
-        add_metadata(models["float32"], dataclasses.replace(META, color_space="GRAYSCALE"))
-    with pytest.raises(ValueError, match="JSON"):
-        add_metadata(models["float32"], dataclasses.replace(META, extra={"when": object()}))
+    cases = {"2 labels given but output .* has 3 classes": dataclasses.replace(META, labels=("a", "b")),
+             "3 channels but color_space GRAYSCALE needs 1": dataclasses.replace(META, color_space="GRAYSCALE"),
+             "ModelMetadata.extra must be JSON-serialisable": dataclasses.replace(META, extra={"when": object()})}
+    for message, meta in cases.items():
+        with pytest.raises(InvalidMetadata, match=message) as err:
+            add_metadata(models["float32"], meta)
+        assert isinstance(err.value, EdgeclsError) and "\n" not in str(err.value)
     with pytest.raises(ModelFileError, match="not a TFLite model"):
         add_metadata(b"PK\x03\x04 a zip, not a model", META)
 

@@ -113,14 +113,14 @@ def test_mediapipe_classifies_exported_variants(exported, tmp_path):
     from edgecls.data.run_data import load_run_data
     from edgecls.export.parity import tflite_probs
     from edgecls.recipe import load_recipe
-    from edgecls.rundir import RunDir
+    from edgecls.run import Run
     from tests.helpers import MEDIAPIPE_VENV_HINT, mediapipe_classify, mediapipe_python
 
     python = mediapipe_python()
     if python is None:
         pytest.skip(MEDIAPIPE_VENV_HINT)
     run, _ = exported
-    rd = RunDir(run)
+    rd = Run(run)
     data = load_run_data(load_recipe(rd.recipe), rd)
     pixels, labels = data.pixels("test", limit=12, channels=3), data.labels("test")[:12]
     cases, ours = {}, {}

@@ -66,8 +66,13 @@ def test_threads(rt):
     r = Runner(rt.float.read_bytes(), num_threads=2)
     assert r.num_threads == 2
     assert Runner(rt.float.read_bytes()).num_threads >= 1
-    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
-        Runner(rt.float.read_bytes(), num_threads=0)
+    assert Runner(rt.float.read_bytes(), num_threads=256).num_threads == 256
+    # Refused before the interpreter sees them: 100000 threads segfaulted it.
+    for bad in (0, -1, 257, 100000, 2.0, True, "2"):
+        with pytest.raises(UsageError, match=r"num_threads must be a whole number from 1 to 256"):
+            Runner(rt.float.read_bytes(), num_threads=bad)
+    with pytest.raises(UsageError, match=r"num_threads must be a whole number from 1 to 256, got 100000"):
+        Classifier.from_file(rt.float, num_threads=100000, **NORM)
 
 
 def test_reference_kernels_without_xnnpack_give_the_same_answer(rt):

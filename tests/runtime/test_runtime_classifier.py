@@ -162,8 +162,11 @@ def test_parallel_interpreters_give_the_same_answers_in_order(rt, tmp_path, mode
             np.testing.assert_allclose([p.score for p in r], [p.score for p in want[s]], atol=1e-6)
     with pytest.raises(ImageError):
         list(clf.classify_iter(srcs, interpreters=2))
-    with pytest.raises(UsageError, match="interpreters must be a positive integer"):
-        list(clf.classify_iter(srcs, interpreters=0))
+    for bad in (0, 100000):
+        with pytest.raises(UsageError, match=rf"interpreters must be a whole number from 1 to 256, got {bad}"):
+            list(clf.classify_iter(srcs, interpreters=bad))
+    with pytest.raises(UsageError, match="workers must be a whole number from 1 to 256"):
+        list(clf.classify_iter(srcs, workers=257))
 
 
 def test_predict_checks_the_tensor(rt):

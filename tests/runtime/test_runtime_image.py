@@ -105,6 +105,46 @@ def test_bad_images_name_the_input(tmp_path):
     assert I.check_image(good) is None
 
 
+
+def _npy_header(shape: tuple, descr: str = "|u1", version: tuple = (1, 0)) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    (np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0)(buf, header)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_whose_header_claims_more_than_the_file_holds(tmp_path, version):
+    # A few hundred bytes whose header claims a 28 GiB array: refused before numpy allocates it.
+    crafted = tmp_path / "huge.npy"
+    crafted.write_bytes(_npy_header((100000, 100000, 3), version=version) + bytes(200))
+    assert crafted.stat().st_size < 400
+    with pytest.raises(ImageError, match=r"huge\.npy: its header claims a 100000x100000x3 uint8 array "
+                                         r"\(30,000,000,000 bytes\) but the file holds 200; it is truncated"):
+        I.load_image(crafted, channels=3)
+    # One byte short of what the header says (a truncated real file) is the same error.
+    short = tmp_path / "short.npy"
+    short.write_bytes(_npy_header((4, 5, 3)) + bytes(59))
+    with pytest.raises(ImageError, match=r"short\.npy: .* 4x5x3 uint8 array \(60 bytes\) but the file holds 59"):
+        I.load_npy(short)
+    short.write_bytes(_npy_header((4, 5, 3)) + bytes(range(60)))
+    assert I.load_npy(short).reshape(-1).tolist() == list(range(60))
+
+
+def test_npy_that_is_not_one_image_array(tmp_path):
+    np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.ones(3))
+    (tmp_path / "two.npz").rename(tmp_path / "two.npy")
+    with pytest.raises(ImageError, match=r"two\.npy: holds several arrays \(\.npz\)"):
+        I.load_npy(tmp_path / "two.npy")
+    objects = tmp_path / "objects.npy"
+    objects.write_bytes(_npy_header((1,), descr="|O") + b"\x80\x04N.")  # a pickle: never unpickled
+    with pytest.raises(ImageError, match=r"objects\.npy: holds Python objects, not pixels"):
+        I.load_npy(objects)
+    with pytest.raises(ImageError, match=r"gone\.npy: no such file"):
+        I.load_npy(tmp_path / "gone.npy")
+
 def test_resize_policies():
     img = np.zeros((10, 40, 1), np.uint8)
     img[:, 15:25] = 255  # the central 10x10 is white

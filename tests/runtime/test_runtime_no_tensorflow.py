@@ -41,13 +41,19 @@ print(json.dumps({{"heavy": heavy, "top": top, "backend": clf.backend}}))
     assert result["backend"] != "tensorflow"
 
 
-def test_importing_the_package_is_instant():
-    # `import edgecls.runtime` loads nothing but the package itself: no numpy, no interpreter.
-    result = _fresh("import json, sys, time; t=time.perf_counter(); import edgecls.runtime; "
-                    "d=time.perf_counter()-t; print(json.dumps({'mods': sorted(m for m in sys.modules "
-                    "if m.startswith(('edgecls', 'numpy', 'PIL', 'ai_edge', 'tflite'))), 's': d}))")
+def test_importing_the_package_loads_nothing_else():
+    # `import edgecls.runtime` loads nothing but the package itself: no numpy, no interpreter. (How long it
+    # takes is measured by benchmarks/runtime.py, not asserted here.)
+    result = _fresh("import json, sys; import edgecls.runtime; print(json.dumps({'mods': sorted(m for m in "
+                    "sys.modules if m.startswith(('edgecls', 'numpy', 'PIL', 'ai_edge', 'tflite')))}))")
     assert result["mods"] == ["edgecls", "edgecls.runtime"]
-    assert result["s"] < 0.3
+
+
+def test_the_option_table_loads_no_numpy_click_or_argparse():
+    # `edgecls --help` builds classify's click options from it: it must stay light.
+    result = _fresh("import json, sys; import edgecls.runtime.options; print(json.dumps({'mods': sorted(m for m "
+                    "in sys.modules if m.split('.')[0] in ('numpy', 'click', 'argparse', 'PIL'))}))")
+    assert result["mods"] == []
 
 
 def _imports(path: Path) -> list[tuple[int, str, bool]]:

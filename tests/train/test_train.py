@@ -57,14 +57,13 @@ def test_saved_model_reloads_and_agrees(trained):
     run, _ = trained
     code = f"""
 import json, numpy as np
-from edgecls.rundir import RunDir
+from edgecls.run import Run
 from edgecls.recipe import load_recipe
-from edgecls.compress.stages import load_model
 from edgecls.data.run_data import load_run_data
-run = RunDir(__import__('pathlib').Path({str(run)!r}))
+run = Run.open({str(run)!r})
 r = load_recipe(run.recipe)
 x, y = load_run_data(r, run).arrays('test')
-acc = float((load_model(run, r, 'train').predict(x, verbose=0).argmax(1) == y).mean())
+acc = float((run.load_model(r, 'train').predict(x, verbose=0).argmax(1) == y).mean())
 print(acc, json.load(open(run.train_metrics))['accuracy'])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

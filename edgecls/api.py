@@ -1,0 +1,105 @@
+"""The stages as a user calls them from Python; the CLI, ``edgecls run`` and benchmarks/ call these too.
+
+Each function takes what a user has at hand (a Recipe or a recipe's path or
+bundled name; a Run or a run directory's path) and returns the typed record
+the stage wrote. TensorFlow loads only inside the stages that train.
+
+``edgecls.train``, ``edgecls.compress``, ``edgecls.export`` and
+``edgecls.bench`` are also the subpackages that implement them; each of those
+packages is callable (:func:`callable_package`), so ``edgecls.train(recipe)``
+works however much of the package has been imported.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Sequence
+
+from edgecls.run import ExportRecord, Run, StageRecord, StatusRow, TrainRecord
+
+def _recipe(recipe, overrides: Sequence[str] = ()):
+    from edgecls.recipe.schema import Recipe
+
+    if isinstance(recipe, Recipe):
+        if overrides:
+            from edgecls.errors import UsageError
+
+            raise UsageError("overrides go with a recipe file or name; a Recipe object is already resolved")
+        return recipe
+    return Recipe.load(recipe, overrides=list(overrides))
+
+
+def _run(run) -> Run:
+    return run if isinstance(run, Run) else Run(Path(run))
+
+
+def run_for(recipe, run_dir=None) -> Run:
+    """``run_dir`` as a Run, or ``runs/<recipe name>`` when it is None."""
+    return _run(run_dir) if run_dir is not None else Run.for_recipe(recipe.name)
+
+
+def train(recipe, run_dir=None, *, overrides: Sequence[str] = (), resume: bool = False,
+          force: bool = False) -> TrainRecord:
+    """Train a recipe into its run directory (default ``runs/<name>``); returns train/metrics.json's record.
+
+    ``resume`` continues an interrupted run (and keeps a finished one); ``force`` trains again, replacing
+    train/ only once the new model is about to train.
+    """
+    from edgecls.train.trainer import train as _train
+
+    rec = _recipe(recipe, overrides)
+    return _train(rec, run_for(rec, run_dir), resume=resume, force=force)
+
+
+def compress(run, *, stages: Sequence[str] = (), force: bool = False) -> dict[str, StageRecord]:
+    """Run the recipe's compression stages that are missing or stale; returns every stage's record."""
+    from edgecls.compress.stages import compress as _compress
+
+    return _compress(_run(run), only=tuple(stages), force=force)
+
+
+def export(run, *, variants: Sequence[str] = (), force: bool = False) -> ExportRecord:
+    """Convert the recipe's TFLite variants that are missing or stale; returns export.json's record."""
+    from edgecls.export.stage import export as _export
+
+    return _export(_run(run), only=tuple(variants), force=force)
+
+
+def bench(run, device="local", *, threads=None, runs: int | None = None, warmup: int | None = None,
+          out_dir=None, plots: bool = True) -> dict:
+    """Score and time every exported variant on a device (a name in devices/, a path or a DeviceRecipe)."""
+    from edgecls.bench.run import run_bench
+
+    return run_bench(_run(run), device, threads=threads, runs=runs, warmup=warmup, out_dir=out_dir, plots=plots)
+
+
+def status(run) -> list[StatusRow]:
+    """Every stage, variant and bench report of a run: done, stale (and why), missing or failed."""
+    return Run.open(_run(run).root).status()
+
+
+def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str | None = "local"):
+    """Train, compress, export and bench, skipping what is current; returns the bench report
+    (the ExportRecord with ``device=None``; the TrainRecord when the recipe exports nothing)."""
+    from edgecls.flow import run_all as _run_all
+
+    rec = _recipe(recipe, overrides)
+    return _run_all(rec, run_for(rec, run_dir), device=device)
+
+
+def callable_package(module_name: str, function: str) -> None:
+    """Make the package ``module_name`` callable as this module's ``function``.
+
+    ``import edgecls.train.trainer`` binds ``edgecls.train`` to the package (Python's import system sets
+    the attribute), so the API function and the package must be one object: the package, callable.
+    """
+    module = sys.modules[module_name]
+    target = globals()[function]
+
+    class CallablePackage(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return target(*args, **kwargs)
+
+    CallablePackage.__call__.__doc__ = target.__doc__
+    module.__class__ = CallablePackage

@@ -1,0 +1,35 @@
+"""The public API: a short, lazy re-export list, and the README's example, run as it is."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def test_import_is_light_and_the_list_is_short():
+    code = ("import sys, edgecls; names = edgecls.__all__; edgecls.Run; edgecls.Recipe; edgecls.status; "
+            "assert callable(edgecls.train) and callable(edgecls.export); "
+            "import edgecls.train.strategy; assert callable(edgecls.train), 'the package shadowed the function'; "
+            "bad = [m for m in sys.modules if m.startswith(('tensorflow', 'tf_keras'))]; "
+            "assert not bad, bad; print(len(names))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) <= 20
+
+
+def test_readme_python_example_runs(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    accuracy = float(re.search(r"trained: test accuracy ([0-9.]+)", out).group(1))
+    assert accuracy > 0.8  # 3 epochs of the digits CNN
+    int8 = re.search(r"int8 +[0-9,]+ bytes  accuracy ([0-9.]+)  agreement ([0-9.]+)", out)
+    assert int8 and abs(float(int8.group(1)) - accuracy) < 0.03 and float(int8.group(2)) > 0.95
+    assert re.search(r"int8 +p50 [0-9.]+ ms  ok", out)
+    assert "train train done" in out and "variant int8 done" in out and "bench local done" in out
+    assert re.search(r"first test image: \d", out)
