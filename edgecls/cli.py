@@ -97,10 +97,17 @@ def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
         raise UsageError("usage: edgecls bench RUN_DIR --device NAME, or edgecls bench --compare DIR DIR...")
     report = api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out)
     click.echo(format_table(report["rows"]))
-    click.echo(f"report: {report['out_dir']}/report.json, plot: {report['out_dir']}/pareto.png")
+    click.echo(f"report: {report['out_dir']}/report.json; {_plot_line(report)}")
     if not report["complete"]:
         raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
                            "the status column says why")
+
+
+def _plot_line(report: dict) -> str:
+    plots = report.get("plots") or {}
+    if plots.get("pareto"):
+        return f"plot: {report['out_dir']}/{plots['pareto']}"
+    return f"no plot: {plots.get('skipped') or 'no row was measured'}"
 
 
 @cli.command("run")
@@ -118,7 +125,7 @@ def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device
         from edgecls.bench.report import format_table
 
         click.echo(format_table(report["rows"]))
-        click.echo(f"plot: {report['out_dir']}/pareto.png")
+        click.echo(_plot_line(report))
         if not report["complete"]:
             raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
                                "the status column says why")

@@ -78,43 +78,50 @@ class MadeFrom:
 # (a metrics.classification_report and stage-specific figures) is flattened into the same JSON object,
 # so a reader of metrics.json or export.json finds `accuracy` at the top as before.
 
-def _record_to_json(rec) -> dict:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(rec):
-        value = getattr(rec, f.name)
-        if f.name == "metrics":
-            out.update(value)
-        elif f.name == "made_from":
-            out["made_from"] = value.to_json() if value else None
-        else:
-            out[f.name] = value
-    return out
+class _Record:
+    """JSON for a record dataclass: its fields are the keys, ``metrics`` is spread among them."""
 
+    WHERE = "record"
 
-def _record_from_json(cls, data: Mapping[str, Any], where: str):
-    if not isinstance(data, Mapping):
-        raise StageError(f"{where}: expected a JSON object, got {type(data).__name__}; "
-                         "the file is damaged: run the stage again with --force")
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {"metrics": {k: v for k, v in data.items() if k not in names}}
-    missing = []
-    for f in dataclasses.fields(cls):
-        if f.name == "metrics":
-            continue
-        if f.name in data:
-            kwargs[f.name] = MadeFrom.from_json(data[f.name]) if f.name == "made_from" else data[f.name]
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            missing.append(f.name)
-    if missing:
-        raise StageError(f"{where}: missing {', '.join(missing)}; the file is damaged or was written by an "
-                         "older edgecls: run the stage again with --force")
-    return cls(**kwargs)
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "metrics":
+                out.update(value)
+            elif f.name == "made_from":
+                out["made_from"] = value.to_json() if value else None
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str | None = None):
+        where = where or cls.WHERE
+        if not isinstance(data, Mapping):
+            raise StageError(f"{where}: expected a JSON object, got {type(data).__name__}; "
+                             "the file is damaged: run the stage again with --force")
+        fields = dataclasses.fields(cls)
+        kwargs: dict[str, Any] = {"metrics": {k: v for k, v in data.items() if k not in {f.name for f in fields}}}
+        missing = []
+        for f in fields:
+            if f.name == "metrics":
+                continue
+            if f.name in data:
+                kwargs[f.name] = MadeFrom.from_json(data[f.name]) if f.name == "made_from" else data[f.name]
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                missing.append(f.name)
+        if missing:
+            raise StageError(f"{where}: missing {', '.join(missing)}; the file is damaged or was written by an "
+                             "older edgecls: run the stage again with --force")
+        return cls(**kwargs)
 
 
 @dataclass
-class TrainRecord:
+class TrainRecord(_Record):
     """train/metrics.json: the trained model's test metrics, what made it, and the model file's hash."""
 
+    WHERE = "train/metrics.json"
     metrics: dict
     train_seconds: float = 0.0
     replicas: int = 1
@@ -125,18 +132,12 @@ class TrainRecord:
     def accuracy(self) -> float:
         return float(self.metrics["accuracy"])
 
-    def to_json(self) -> dict:
-        return _record_to_json(self)
-
-    @classmethod
-    def from_json(cls, data, where="train/metrics.json") -> "TrainRecord":
-        return _record_from_json(cls, data, where)
-
 
 @dataclass
-class StageRecord:
+class StageRecord(_Record):
     """One entry of compress/metrics.json: a compression stage's model and its test metrics."""
 
+    WHERE = "compress/metrics.json"
     name: str
     kind: str
     source: str
@@ -154,18 +155,12 @@ class StageRecord:
     def accuracy(self) -> float:
         return float(self.metrics["accuracy"])
 
-    def to_json(self) -> dict:
-        return _record_to_json(self)
-
-    @classmethod
-    def from_json(cls, data, where="compress/metrics.json") -> "StageRecord":
-        return _record_from_json(cls, data, where)
-
 
 @dataclass
-class VariantRecord:
+class VariantRecord(_Record):
     """One entry of export/export.json: a TFLite variant, its size, accuracy and parity with its source."""
 
+    WHERE = "export/export.json"
     name: str
     source: str
     mode: str
@@ -187,13 +182,6 @@ class VariantRecord:
     seconds: float = 0.0
     output_sha256: str | None = None
     made_from: MadeFrom | None = None
-
-    def to_json(self) -> dict:
-        return _record_to_json(self)
-
-    @classmethod
-    def from_json(cls, data, where="export/export.json") -> "VariantRecord":
-        return _record_from_json(cls, data, where)
 
 
 @dataclass
@@ -224,10 +212,31 @@ class ExportRecord:
         return next((v for v in self.variants if v.name == name), None)
 
 
-# One row of a bench report: the keys every reader (table, CSV, plots, compare) uses.
-BENCH_ROW_KEYS = ("variant", "mode", "delegate", "device", "threads", "size_bytes", "accuracy_on", "accuracy",
-                  "top5_accuracy", "macro_f1", "ece", "p50_ms", "p90_ms", "mean_ms", "init_ms", "peak_rss_mb",
-                  "status", "pareto")
+@dataclass
+class BenchRow:
+    """One row of bench/<device>/report.json: a variant at one thread count and delegate on one device."""
+
+    variant: str
+    mode: str | None
+    delegate: str
+    device: str
+    threads: int
+    size_bytes: int | None
+    accuracy_on: str  # device | host
+    status: str  # "ok", or "failed: <step>: <reason>"
+    accuracy: float | None = None
+    top5_accuracy: float | None = None
+    macro_f1: float | None = None
+    ece: float | None = None
+    latency_ms: dict = field(default_factory=dict)  # p50, p90, p99, mean
+    init_ms: float | None = None
+    peak_rss_mb: float | None = None
+    latency_source: str | None = None
+    backend: str | None = None
+    pareto: bool = False
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -343,7 +352,9 @@ class Run:
             raise StageError(f"{path} not found: run `{cmd}` first")
         from edgecls.models.loading import load_keras_model
 
-        return load_keras_model(path, what=str(path.relative_to(self.root)), quantized=path.suffix == ".h5")
+        # Checked before Keras reads it (no Lambda or other code runs); a QAT stage's .h5 needs tfmot's scope.
+        what = "the trained model" if source == "train" else f"compress stage '{source}'"
+        return load_keras_model(path, what=what, quantized=path.suffix == ".h5")
 
     # export/
     @property

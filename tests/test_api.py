@@ -30,6 +30,6 @@ def test_readme_python_example_runs(tmp_path):
     assert accuracy > 0.8  # 3 epochs of the digits CNN
     int8 = re.search(r"int8 +[0-9,]+ bytes  accuracy ([0-9.]+)  agreement ([0-9.]+)", out)
     assert int8 and abs(float(int8.group(1)) - accuracy) < 0.03 and float(int8.group(2)) > 0.95
-    assert re.search(r"int8 +p50 [0-9.]+ ms  ok", out)
+    assert re.search(r"int8 +threads 1  p50 [0-9.]+ ms  ok", out)
     assert "train train done" in out and "variant int8 done" in out and "bench local done" in out
     assert re.search(r"first test image: \d", out)

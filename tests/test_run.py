@@ -16,34 +16,14 @@ import pytest
 from edgecls import fileio
 from edgecls.errors import StageError
 from edgecls.run import ExportRecord, MadeFrom, Run, RunLocked, TrainRecord, sha256_file
+from tests.bench.exported import RECIPE
 from tests.helpers import ROOT, run_cli
-
-# A quick digits recipe: two variants straight from the trained model, no compression.
-QUICK = """
-name: quick
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model:
-  name: small_cnn
-  options: {width: 0.5}
-train:
-  epochs: 3
-  batch_size: 64
-  optimizer: {name: adam, learning_rate: 0.003}
-export:
-  - {name: float32, source: train, mode: float32}
-  - {name: int8, source: train, mode: int8, input_type: uint8, output_type: uint8}
-"""
-
 
 @pytest.fixture
 def quick_recipe(tmp_path) -> Path:
+    """The bench tests' digits recipe (3 epochs; float32 and int8 variants straight from the trained model)."""
     path = tmp_path / "quick.yaml"
-    path.write_text(textwrap.dedent(QUICK).lstrip())
+    path.write_text(RECIPE)
     return path
 
 
@@ -191,6 +171,13 @@ def test_force_retrain_makes_exports_stale_and_export_redoes_them(tmp_path, quic
     assert run_cli("bench", str(run), "--threads", "1", "--runs", "5").returncode == 0
     rows, code = _status(run)
     assert code == 0, rows
+
+    # A new export list keeps the trained model: only what training reads must match.
+    res = run_cli("run", str(quick_recipe), "--run-dir", str(run), "--device", "none", "--set", "train.epochs=1",
+                  "--set", "train.optimizer.learning_rate=0.0003",
+                  "--set", "export=[{name: f16, source: train, mode: float16}]")
+    assert res.returncode == 0 and "already trained" in res.stderr, res.stderr
+    assert (run / "export" / "f16.tflite").is_file() and "f16" in (run / "recipe.yaml").read_text()
 
     # A damaged export.json: one line for each command that reads it, exit 1.
     (run / "export" / "export.json").write_text("{not json")

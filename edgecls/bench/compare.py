@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edgecls import fileio
-from edgecls.bench.report import mark_front, markdown_table, summarize, write_report
+from edgecls.bench.report import mark_front, markdown_table, plots_skipped, summarize, write_report
 from edgecls.errors import UsageError, first_line
 
 
@@ -60,7 +60,7 @@ def compare_reports(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                                group="device", label=("variant", "threads"))
             merged["plots"]["pareto"] = path.name if path else None
         except ImportError as err:  # pragma: no cover
-            merged["plots"]["skipped"] = f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"
+            merged["plots"].update(plots_skipped(err))
     lines = [f"# Comparison of {len(devices)} device(s): {', '.join(devices)}", ""]
     for s in sources:
         lines.append(f"- `{s['device']}`: {s['report']} ({s.get('recipe') or 'run'}, {s.get('created')})"

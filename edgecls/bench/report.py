@@ -20,6 +20,11 @@ CSV_COLUMNS = ("device", "variant", "mode", "delegate", "threads", "accuracy", "
                "accuracy_on", "latency_source", "backend")
 
 
+def plots_skipped(err: ImportError) -> dict:
+    """What a report says instead of its plots when matplotlib is missing (it is in the `plot` extra)."""
+    return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
+
+
 def is_ok(row: dict) -> bool:
     return row.get("status") == "ok"
 

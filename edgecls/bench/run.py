@@ -27,11 +27,11 @@ from typing import Sequence
 from edgecls import __version__
 from edgecls.bench import accuracy as acc
 from edgecls.bench import latency as lat
-from edgecls.bench.report import mark_front, summarize, write_report
+from edgecls.bench.report import mark_front, plots_skipped, summarize, write_report
 from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
 from edgecls.errors import StageError, UsageError
 from edgecls.recipe.typed import to_plain
-from edgecls.run import Run, VariantRecord
+from edgecls.run import BenchRow, Run, VariantRecord
 from edgecls.runtime.options import MAX_THREADS
 
 log = logging.getLogger("edgecls.bench")
@@ -188,8 +188,8 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
                 step += 1 + len(thread_counts)
                 log.info("bench: [%d/%d] %s: %s", step, total, name, missing[name])
                 for t in thread_counts:
-                    rows.append({**base, "threads": t, **acc.row_fields(None), **lat.row_fields(None),
-                                 "status": f"failed: {missing[name]}"})
+                    rows.append(BenchRow(**base, threads=t, **acc.row_fields(None), **lat.row_fields(None),
+                                         status=f"failed: {missing[name]}").to_json())
                 continue
             step += 1
             acc_error = None
@@ -224,8 +224,8 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
                     log.warning("bench: [%d/%d] %s%s threads=%d: latency FAILED: %s", step, total, name,
                                 _d(delegate, dev), t, err.reason)
                 errors = [x for x in (acc_error, lat_error) if x]
-                rows.append({**base, "threads": t, **acc.row_fields(report), **lat.row_fields(result),
-                             "status": "ok" if not errors else "failed: " + "; ".join(errors)})
+                rows.append(BenchRow(**base, threads=t, **acc.row_fields(report), **lat.row_fields(result),
+                                     status="ok" if not errors else "failed: " + "; ".join(errors)).to_json())
     return rows, evaluations
 
 
@@ -237,7 +237,7 @@ def _plots(out: Path, report: dict) -> dict:
     try:
         from edgecls.bench.plots import confusion_plot, pareto_plot
     except ImportError as err:  # pragma: no cover - matplotlib is in edgecls[plot]
-        return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
+        return plots_skipped(err)
     result: dict = {"confusion": {}}
     try:
         path = pareto_plot(report["rows"], out / "pareto.png",
@@ -258,5 +258,5 @@ def _plots(out: Path, report: dict) -> dict:
             if stale.name not in wanted:
                 stale.unlink()
     except ImportError as err:
-        return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
+        return plots_skipped(err)
     return result

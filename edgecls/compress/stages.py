@@ -18,44 +18,21 @@ import warnings
 from pathlib import Path
 
 from edgecls import fileio
-from edgecls.errors import StageError, first_line
+from edgecls.errors import StageError
 from edgecls.recipe import load_recipe
 from edgecls.recipe.schema import CompressStage, Recipe
 from edgecls.run import Run, StageRecord, sha256_file
-from edgecls.rundir import RunDir
 
 log = logging.getLogger("edgecls.compress")
 
 
-def stage_path(run: RunDir, stage: CompressStage) -> Path:
+def stage_path(run: Run, stage: CompressStage) -> Path:
     return run.stage_model(stage.name, stage.kind)
 
 
 def source_of(recipe: Recipe, index: int) -> str:
     stage = recipe.compress[index]
     return stage.source or (recipe.compress[index - 1].name if index else "train")
-
-
-def model_path(run: RunDir, recipe: Recipe, name: str) -> Path:
-    if name == "train":
-        return run.model
-    for stage in recipe.compress:
-        if stage.name == name:
-            return stage_path(run, stage)
-    raise StageError(f"no stage named '{name}' in {run.recipe}")
-
-
-def load_model(run: RunDir, recipe: Recipe, name: str):
-    """The Keras model made by stage ``name`` ('train' or a compression stage) of a run."""
-    path = model_path(run, recipe, name)
-    if not path.exists():
-        cmd = "edgecls train" if name == "train" else "edgecls compress"
-        raise StageError(f"{path} not found: run `{cmd}` first")
-    from edgecls.models.loading import load_keras_model
-
-    # Checked before Keras reads it (no Lambda or other code runs); the .h5 of a QAT stage needs tfmot's scope.
-    what = "the trained model" if name == "train" else f"compress stage '{name}'"
-    return load_keras_model(path, what=what, quantized=path.suffix == ".h5")
 
 
 def _technique(kind: str):

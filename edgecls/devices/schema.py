@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Literal
 
 from edgecls.recipe.typed import config, spec
+from edgecls.runtime.options import MAX_THREADS  # the one bound on thread counts (1..256)
 
 CONNECTS = ("local", "ssh", "adb")
 RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime", "tensorflow")
 # Delegates by connection. local/ssh: the runtime's --delegate (a path or file name of a delegate library
 # also works: anything ending in .so/.dylib/.dll or containing a slash). adb: benchmark_model's switches.
 RUNTIME_DELEGATES = ("xnnpack", "none", "gpu", "edgetpu")
-# Interpreter threads a device is asked for: more is a typo (an interpreter asked for 100000 threads crashes).
-MAX_THREADS = 256
 ADB_DELEGATES = ("xnnpack", "cpu", "gpu", "nnapi")
 
 

@@ -63,6 +63,14 @@ KERAS_MODULES = frozenset({"keras", "tf_keras", "builtins", "tensorflow_model_op
 SKIPPED_KEYS = frozenset({"compile_config", "training_config"})
 
 
+class UnloadableModelError(ModelError):
+    """A file that is no loadable Keras model (damaged, foreign, weights only); ``reason``: why, without the path."""
+
+    def __init__(self, what: str, path: Path, reason: str):
+        self.reason = reason
+        super().__init__(f"{what}: {path}: not a loadable Keras model ({reason})")
+
+
 class _Refused(Exception):
     def __init__(self, layer: str, why: str):
         self.layer, self.why = layer, why
@@ -79,13 +87,13 @@ def load_keras_model(path: str | Path, *, what: str, quantized: bool = False) ->
         with open(path, "rb") as fh:
             head = fh.read(8)
     except OSError as err:
-        raise ModelError(f"{what}: {path}: cannot be read ({err.strerror or first_line(err)})") from None
+        raise UnloadableModelError(what, path, f"cannot be read: {err.strerror or first_line(err)}") from None
     if head == HDF5_SIGNATURE:
         return _load_h5(path, what, quantized)
     if head[:4] == b"PK\x03\x04":
         return _load_zip(path, what, quantized)
-    raise ModelError(f"{what}: {path}: not a loadable Keras model (by its content neither a .keras zip nor HDF5); "
-                     "save the model with model.save('name.keras')")
+    raise UnloadableModelError(what, path, "by its content neither a .keras zip nor HDF5; "
+                                           "save the model with model.save('name.keras')")
 
 
 def check_config(config: Any, *, what: str, keras_format: bool) -> None:
@@ -100,7 +108,8 @@ def check_config(config: Any, *, what: str, keras_format: bool) -> None:
         where = f"layer '{refused.layer}'" if refused.layer else "the model"
         raise ModelError(f"{what}: {where} {refused.why}; {NO_CODE}") from None
     except RecursionError:
-        raise ModelError(f"{what}: the model config is nested too deeply to check; {NO_CODE}") from None
+        raise ModelError(f"{what}: the model config is nested too deeply to check for code; "
+                         "rebuild the model with fewer nested models") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -162,12 +171,12 @@ def _load_h5(path: Path, what: str, quantized: bool) -> Any:
     try:
         f = h5py.File(path, "r")
     except Exception as err:  # h5py raises OSError and others for a damaged file
-        raise ModelError(f"{what}: {path}: not a loadable Keras model (HDF5: {first_line(err)})") from None
+        raise UnloadableModelError(what, path, f"HDF5: {first_line(err)}") from None
     with f:
         raw = f.attrs.get("model_config")
         if raw is None:
-            raise ModelError(f"{what}: {path}: not a loadable Keras model (an HDF5 file of weights only); "
-                             "save the whole model (model.save), not save_weights")
+            raise UnloadableModelError(what, path, "an HDF5 file of weights only; save the whole model with "
+                                                   "model.save, not save_weights")
         config = _parse(raw.decode() if isinstance(raw, bytes) else str(raw), what, path)
         check_config(config, what=f"{what}: {path}", keras_format=False)
         # The handle already checked is the one loaded: swapping the file meanwhile changes nothing.
@@ -185,15 +194,15 @@ def _load_zip(path: Path, what: str, quantized: bool) -> Any:
             with zipfile.ZipFile(copy) as zf:
                 info = zf.getinfo("config.json")
                 if info.file_size > MAX_CONFIG_BYTES:
-                    raise ModelError(f"{what}: {path}: config.json is {info.file_size >> 20} MiB, "
-                                     "too large for a model config")
+                    raise UnloadableModelError(what, path, f"its config.json is {info.file_size >> 20} MiB, "
+                                                           "too large for a model config")
                 text = zf.read(info).decode("utf-8")
-        except ModelError:
+        except UnloadableModelError:
             raise
         except KeyError:
-            raise ModelError(f"{what}: {path}: not a loadable Keras model (a zip without config.json)") from None
+            raise UnloadableModelError(what, path, "a zip without config.json") from None
         except Exception as err:  # zipfile, OSError and UnicodeError for a damaged or foreign file
-            raise ModelError(f"{what}: {path}: not a loadable Keras model (.keras: {first_line(err)})") from None
+            raise UnloadableModelError(what, path, f".keras: {first_line(err)}") from None
         config = _parse(text, what, path)
         check_config(config, what=f"{what}: {path}", keras_format=True)
         return _keras_load(lambda: keras.models.load_model(copy, compile=False, safe_mode=True), what, path,
@@ -204,8 +213,7 @@ def _parse(text: str, what: str, path: Path) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as err:
-        raise ModelError(f"{what}: {path}: not a loadable Keras model (its config is not JSON: {first_line(err)})"
-                         ) from None
+        raise UnloadableModelError(what, path, f"its config is not JSON: {first_line(err)}") from None
 
 
 def _keras_load(load: Any, what: str, path: Path, scope: Any) -> Any:
@@ -215,4 +223,4 @@ def _keras_load(load: Any, what: str, path: Path, scope: Any) -> Any:
         with scope or contextlib.nullcontext():
             return load()
     except Exception as err:  # keras raises many kinds for a truncated file or an unknown class
-        raise ModelError(f"{what}: {path}: not a loadable Keras model ({first_line(err)})") from None
+        raise UnloadableModelError(what, path, first_line(err)) from None

@@ -224,9 +224,12 @@ def _read_h5(path: Path) -> dict[str, list[Any]]:
 
 def _read_keras(path: Path) -> dict[str, list[Any]]:
     """{layer name: weights} of a whole model file, loaded with its layers checked first (no code runs)."""
-    from edgecls.models.loading import load_keras_model
+    from edgecls.models.loading import UnloadableModelError, load_keras_model
 
-    loaded = load_keras_model(path, what="model.weights")
+    try:
+        loaded = load_keras_model(path, what="model.weights")
+    except UnloadableModelError as err:  # said as for a .h5 weights file; a refused Lambda passes as it is
+        raise ModelError(f"model.weights: {path}: not a readable Keras weights file ({err.reason})") from None
     return {layer.name: layer.get_weights() for layer in leaf_layers(loaded) if layer.weights}
 
 

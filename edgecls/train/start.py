@@ -16,7 +16,7 @@ from typing import Any
 
 from edgecls.models import ModelError, create
 from edgecls.recipe.schema import Recipe
-from edgecls.rundir import RunDir
+from edgecls.run import Run
 
 log = logging.getLogger("edgecls.train")
 
@@ -25,7 +25,7 @@ def backbone_file(spec: str) -> Path:
     """The model file a ``model.backbone`` names: a run directory's train/model.keras, or the file itself."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        model = RunDir(path).model
+        model = Run(path).model
         if not model.is_file():
             raise ModelError(f"model.backbone: {path} holds no train/model.keras; train that recipe first "
                              f"(edgecls train RECIPE --run-dir {path})")

@@ -64,7 +64,9 @@ def check_run_dir(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> boo
         return False  # the old train/ goes only when the new model is about to train (see _discard)
     if run.recipe.exists():
         saved = load_recipe(run.recipe)
-        changed = diff_recipes(saved, recipe)
+        # Only what training reads must match; new compress: or export: entries are the later stages'
+        # business (their records make what changed stale).
+        changed = [k for k in diff_recipes(saved, recipe) if k.split(".")[0] in Run.train_sections(recipe)]
         if changed and (resume or run.model.exists() or _has_backup(run)):
             raise StageError(f"{run.root} was made from a different recipe (changed: {', '.join(changed[:5])}); "
                              "use another --run-dir, or --force to start over")
@@ -120,6 +122,8 @@ def _train(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> TrainRecor
         rec = run.training()
         if rec is not None:
             log.info("%s is already trained; nothing to do", run.model)
+            if diff_recipes(load_recipe(run.recipe), recipe):  # compress:/export: changed: the run takes them
+                save_recipe(recipe, run.recipe)
             return rec
         raise StageError(f"{run.model} exists but {run.train_metrics} does not: the run was cut short while "
                          "saving; train again with --force")

@@ -72,8 +72,14 @@ def test_a_crash_and_a_missing_model_fail_their_rows(run_dir, tmp_path):
 
 
 def test_bad_requests(run_dir, tmp_path):
+    with pytest.raises(StageError, match="is .* a run directory"):
+        run_bench(tmp_path, local(), out_dir=tmp_path / "o")
+    (tmp_path / "recipe.yaml").write_text((run_dir / "recipe.yaml").read_text())
     with pytest.raises(StageError, match="run `edgecls export"):
         run_bench(tmp_path, local(), out_dir=tmp_path / "o")
+    for bad in ("0", "257", "100000"):  # an interpreter asked for 100000 threads segfaults
+        with pytest.raises(UsageError, match="from 1 to 256"):
+            parse_threads(bad)
     with pytest.raises(StageError, match="no exported variant .* matches"):
         run_bench(run_dir, local(variants=("resnet*",)), out_dir=tmp_path / "o")
     assert parse_threads("1, 2,4") == (1, 2, 4) and parse_threads(None) is None

@@ -102,7 +102,8 @@ def test_truncated_stage_model_is_a_clear_error(exported, tmp_path):
     blob = (copy / "compress" / "pruned_qat.h5").read_bytes()
     (copy / "compress" / "pruned_qat.h5").write_bytes(blob[: len(blob) // 3])
     res = run_cli("export", str(copy), "--variant", "pruned_qat_int8", "--force")
-    assert res.returncode == 1 and "pruned_qat.h5 cannot be loaded" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and "pruned_qat.h5: not a loadable Keras model" in res.stderr
+    assert "Traceback" not in res.stderr
     assert (copy / "export" / "int8.tflite").read_bytes() == (run / "export" / "int8.tflite").read_bytes()
 
 

@@ -147,13 +147,12 @@ def test_run_models_read_by_compress_and_export(run_dir, marker, capsys, command
 
 
 @pytest.mark.parametrize("name, file", [("train", "train/model.keras"), ("pruned_qat", "compress/pruned_qat.h5")])
-def test_compress_stages_load_model(run_dir, marker, name, file):
-    from edgecls.compress.stages import load_model
+def test_run_load_model(run_dir, marker, name, file):
     from edgecls.recipe import load_recipe
-    from edgecls.rundir import RunDir
+    from edgecls.run import Run
 
     with pytest.raises(ModelError, match=LAMBDA.replace("(", r"\(").replace(")", r"\)")) as err:
-        load_model(RunDir(run_dir), load_recipe(run_dir / "recipe.yaml"), name)
+        Run(run_dir).load_model(load_recipe(run_dir / "recipe.yaml"), name)
     assert f"{run_dir / file}: layer 'boom'" in str(err.value)
     assert not marker.exists()
 
@@ -233,11 +232,12 @@ def test_bad_files_get_one_line(keras, tmp_path):
         zf.writestr("config.json", "{not json")
     cases = {junk: "neither a .keras zip nor HDF5", weights: "an HDF5 file of weights only",
              no_config: "a zip without config.json", broken: "its config is not JSON",
-             tmp_path: "cannot be read (Is a directory)"}
+             tmp_path: "cannot be read: Is a directory"}
     for path, text in cases.items():
         with pytest.raises(ModelError) as err:
             load_keras_model(path, what="model.backbone")
-        assert str(err.value).startswith(f"model.backbone: {path}: ") and text in str(err.value), str(err.value)
+        assert str(err.value).startswith(f"model.backbone: {path}: not a loadable Keras model (") and text in str(
+            err.value), str(err.value)
         assert "\n" not in str(err.value)
 
 

@@ -25,18 +25,7 @@ from edgecls.recipe.schema import (
 from edgecls.recipe.typed import ALIAS_LIMIT, FieldError, to_plain
 from tests.helpers import RECIPES
 
-GOOD = """
-name: tiny
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-model:
-  name: small_cnn
-train:
-  epochs: 2
-  batch_size: 32
-"""
+from tests.recipe.test_loader import GOOD  # the same small valid recipe
 GOOD_DICT = {"name": "tiny", "data": {"source": "digits", "image_size": 8, "channels": 1},
              "model": {"name": "small_cnn"}, "train": {"epochs": 2, "batch_size": 32}}
 
