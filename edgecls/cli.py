@@ -273,12 +273,7 @@ def recipes() -> None:
     """List the bundled recipes with their descriptions."""
     from edgecls.recipe import list_recipes
 
-    rows = list_recipes()
-    width = max((len(name) for name, _, _ in rows), default=4)
-    for name, path, desc in rows:
-        click.echo(f"{name:<{width}}  {desc}")
-    if not rows:
-        click.echo("no recipes found (looked in ./recipes and the bundled folder)")
+    _print_listing(list_recipes(), "no recipes found (looked in ./recipes and the bundled folder)")
 
 
 @cli.command()
@@ -286,12 +281,16 @@ def devices() -> None:
     """List the device recipes (./devices, then the bundled ones) with their descriptions."""
     from edgecls.devices import list_devices
 
-    rows = list_devices()
+    _print_listing(list_devices(), "no device recipes found (looked in ./devices and the bundled folder)")
+
+
+def _print_listing(rows: list, empty: str) -> None:
+    """(name, path, description) rows as two columns, or ``empty``."""
     width = max((len(name) for name, _, _ in rows), default=4)
-    for name, path, desc in rows:
+    for name, _, desc in rows:
         click.echo(f"{name:<{width}}  {desc}")
     if not rows:
-        click.echo("no device recipes found (looked in ./devices and the bundled folder)")
+        click.echo(empty)
 
 
 @cli.command()

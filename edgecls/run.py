@@ -78,10 +78,16 @@ class MadeFrom:
 # (a metrics.classification_report and stage-specific figures) is flattened into the same JSON object,
 # so a reader of metrics.json or export.json finds `accuracy` at the top as before.
 
+@dataclass(kw_only=True)
 class _Record:
-    """JSON for a record dataclass: its fields are the keys, ``metrics`` is spread among them."""
+    """JSON for a record dataclass: its fields are the keys, ``metrics`` is spread among them.
+
+    Every record names the hash of the file it describes and what that file was made from.
+    """
 
     WHERE = "record"
+    output_sha256: str | None = None
+    made_from: MadeFrom | None = None
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {}
@@ -125,9 +131,6 @@ class TrainRecord(_Record):
     metrics: dict
     train_seconds: float = 0.0
     replicas: int = 1
-    output_sha256: str | None = None
-    made_from: MadeFrom | None = None
-
     @property
     def accuracy(self) -> float:
         return float(self.metrics["accuracy"])
@@ -148,9 +151,6 @@ class StageRecord(_Record):
     layers_wrapped: list = field(default_factory=list)
     layers_left: list = field(default_factory=list)
     seconds: float = 0.0
-    output_sha256: str | None = None
-    made_from: MadeFrom | None = None
-
     @property
     def accuracy(self) -> float:
         return float(self.metrics["accuracy"])
@@ -180,8 +180,6 @@ class VariantRecord(_Record):
     float_ops: list = field(default_factory=list)
     ops: dict = field(default_factory=dict)
     seconds: float = 0.0
-    output_sha256: str | None = None
-    made_from: MadeFrom | None = None
 
 
 @dataclass

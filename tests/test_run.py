@@ -195,4 +195,4 @@ def test_damaged_bench_reports_are_one_line(tmp_path):
         res = run_cli("bench", "--compare", str(bench))
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and "report.json: not a" in res.stderr
-    assert Run(tmp_path)._bench_status("local", None).state == "failed"  # status goes on with the others
+    assert Run(tmp_path)._bench_status("local", None, {}).state == "failed"  # status goes on with the others
