@@ -6,6 +6,7 @@ stopped and redoes what a changed input made stale.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from edgecls import api
@@ -17,7 +18,10 @@ log = logging.getLogger("edgecls")
 
 def run_all(recipe: Recipe, run: Run, *, device: str | None = "local"):
     """Run every stage the recipe has; returns the bench report (the ExportRecord without a device)."""
-    with run.lock("run"):  # one writer for the whole path, not a gap between stages for another to enter
+    from edgecls.train.strategy import writes_run
+
+    # One writer for the whole path, with no gap between stages for another to enter (multi-worker: the chief).
+    with run.lock("run") if writes_run(recipe.train) else contextlib.nullcontext():
         log.info("== train")
         record = api.train(recipe, run, resume=True)  # a finished run is kept, an interrupted one continues
         if recipe.compress:
