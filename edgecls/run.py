@@ -491,25 +491,26 @@ class Run:
             from edgecls.recipe import load_recipe
 
             recipe = load_recipe(Run.open(self.root).recipe)
-        rows = [self._train_status(recipe)]
-        stages = self.stages()
-        for stage in recipe.compress:
-            path = self.stage_model(stage.name, stage.kind)
-            rec = stages.get(stage.name)
+        models = {"train": self._train_status(recipe)}  # what each stage and variant reads, by name
+
+        def row(kind: str, name: str, rec, sections: dict, path: Path, source: str) -> StatusRow:
             if rec is None or not path.is_file():
-                rows.append(StatusRow("stage", stage.name, "missing", "", self.rel(path)))
-                continue
-            why = self.stale_because(rec, self.stage_sections(recipe, stage), path)
-            rows.append(StatusRow("stage", stage.name, "stale" if why else "done", why or "", self.rel(path)))
+                return StatusRow(kind, name, "missing", "", self.rel(path))
+            up = models[source]
+            # A model made from a stale or missing one is stale too, whatever its own hashes say.
+            why = (f"its source '{source}' is {up.state}" if up.state != "done" else
+                   self.stale_because(rec, sections, path))
+            return StatusRow(kind, name, "stale" if why else "done", why or "", self.rel(path))
+
+        stages = self.stages()
+        for i, stage in enumerate(recipe.compress):
+            models[stage.name] = row("stage", stage.name, stages.get(stage.name), self.stage_sections(recipe, stage),
+                                     self.stage_model(stage.name, stage.kind), recipe.stage_source(i))
+        rows = list(models.values())
         exported = self.exported()
         for v in recipe.export:
-            path = self.variant(v.name)
-            rec = exported.variant(v.name) if exported else None
-            if rec is None or not path.is_file():
-                rows.append(StatusRow("variant", v.name, "missing", "", self.rel(path)))
-                continue
-            why = self.stale_because(rec, self.variant_sections(recipe, v), path)
-            rows.append(StatusRow("variant", v.name, "stale" if why else "done", why or "", self.rel(path)))
+            rows.append(row("variant", v.name, exported.variant(v.name) if exported else None,
+                            self.variant_sections(recipe, v), self.variant(v.name), v.source))
         stale_files = {r.path: r for r in rows if r.kind == "variant" and r.state != "done"}
         for device, report in self.bench_reports().items():
             rows.append(self._bench_status(device, report, stale_files))

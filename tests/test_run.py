@@ -196,3 +196,31 @@ def test_damaged_bench_reports_are_one_line(tmp_path):
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and "report.json: not a" in res.stderr
     assert Run(tmp_path)._bench_status("local", None, {}).state == "failed"  # status goes on with the others
+
+
+def test_staleness_follows_the_chain_of_models(tmp_path):
+    """train -> compress stage -> variant: a new trained model makes the stage stale, and the variant
+    made from that stage stale too (its own file hashes still match); export refuses to ship it."""
+    recipe = tmp_path / "chain.yaml"
+    recipe.write_text(RECIPE.replace("export:\n", "compress:\n  - {name: c16, kind: cluster, epochs: 0, "
+                                     "options: {clusters: 16}}\nexport:\n  - {name: c16_f32, source: c16, "
+                                     "mode: float32}\n"))
+    run = tmp_path / "run"
+    res = run_cli("run", str(recipe), "--run-dir", str(run), "--device", "none")
+    assert res.returncode == 0, res.stderr
+    rows, code = _status(run)
+    assert code == 0, rows
+    res = run_cli("train", str(recipe), "--run-dir", str(run), "--force", "--set", "train.epochs=1")
+    assert res.returncode == 0, res.stderr
+    rows, _ = _status(run)
+    assert rows["stage:c16"]["state"] == "stale" and "train/model.keras changed" in rows["stage:c16"]["why"]
+    assert rows["variant:c16_f32"] == {**rows["variant:c16_f32"], "state": "stale",
+                                       "why": "its source 'c16' is stale"}
+    res = run_cli("export", str(run), "--variant", "c16_f32", "--force")
+    assert res.returncode == 1 and "reads compress stage 'c16', which is stale" in res.stderr, res.stderr
+    res = run_cli("compress", str(run))
+    assert res.returncode == 0 and "c16 is stale (train/model.keras changed since)" in res.stderr, res.stderr
+    res = run_cli("export", str(run))
+    assert res.returncode == 0 and "c16_f32 is stale (compress/c16.keras changed since)" in res.stderr
+    rows, code = _status(run)
+    assert code == 0, rows

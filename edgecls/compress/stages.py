@@ -30,11 +30,6 @@ def stage_path(run: Run, stage: CompressStage) -> Path:
     return run.stage_model(stage.name, stage.kind)
 
 
-def source_of(recipe: Recipe, index: int) -> str:
-    stage = recipe.compress[index]
-    return stage.source or (recipe.compress[index - 1].name if index else "train")
-
-
 def _technique(kind: str):
     from edgecls.compress import cluster, prune, quantize
 
@@ -65,7 +60,7 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
     if not run.model.exists():
         raise StageError(f"{run.model} not found: run `edgecls train` first")
     for i, stage in enumerate(recipe.compress):
-        src = source_of(recipe, i)
+        src = recipe.stage_source(i)
         if src != "train" and next(s for s in recipe.compress if s.name == src).kind == "quantize":
             raise StageError(f"compress stage '{stage.name}' reads the QAT stage '{src}': QAT must come last "
                              "(use preserve: sparsity|clusters|both to combine)")
@@ -76,7 +71,7 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
     pending = []
     for i, stage in todo:
         rec, out = records.get(stage.name), stage_path(run, stage)
-        src = source_of(recipe, i)
+        src = recipe.stage_source(i)
         why = ("--force" if force else "not run yet" if rec is None or not out.exists() else
                f"its source '{src}' is compressed again" if src in redo else
                run.stale_because(rec, Run.stage_sections(recipe, stage), out))
@@ -100,7 +95,7 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
     data = load_run_data(recipe, run)
     for i, stage in pending:
         t0 = time.perf_counter()
-        rec = _run_stage(recipe, run, data, info, stage, source_of(recipe, i))
+        rec = _run_stage(recipe, run, data, info, stage, recipe.stage_source(i))
         rec.seconds = round(time.perf_counter() - t0, 1)
         records[stage.name] = rec
         if info.is_chief:

@@ -57,6 +57,12 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
             log.info("export: %s is done; --force converts it again", v.name)
     if not todo and run.test_split.is_file() and old is not None:
         return old
+    sources = {r.name: r for r in run.status(recipe) if r.kind == "stage"}
+    for v in todo:  # a compressed model that is itself stale would ship what no record describes
+        src = sources.get(v.source)
+        if src is not None and src.state != "done":
+            raise StageError(f"export variant '{v.name}' reads compress stage '{v.source}', which is {src.state}"
+                             f"{f' ({src.why})' if src.why else ''}: run `edgecls compress {run.root}` first")
 
     from edgecls.data.run_data import load_run_data
 

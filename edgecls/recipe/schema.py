@@ -369,6 +369,11 @@ class Recipe:
 
         return recipe_from_dict(mapping, overrides)
 
+    def stage_source(self, index: int) -> str:
+        """What compression stage ``index`` fine-tunes: its ``source``, else the stage before it, else 'train'."""
+        stage = self.compress[index]
+        return stage.source or (self.compress[index - 1].name if index else "train")
+
     def __post_init__(self):
         known = {"train"}
         for i, stage in enumerate(self.compress):
