@@ -17,7 +17,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,14 @@ from typing import Any, Iterable, Mapping
 from edgecls import fileio
 from edgecls.errors import EdgeclsError, StageError
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
 def check_name(name: str, what: str) -> str:
-    """A stage, variant or device name that is safe as one file name in the run (no '/', not '..')."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+    """A stage, variant or device name that is safe as one file name in the run (no '/', not '..').
+
+    Recipes check their names with the same rule when they load; this guards names that come from elsewhere.
+    """
+    from edgecls.recipe.typed import PLAIN_NAME
+
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
         raise StageError(f"{what} {name!r}: names may hold only letters, digits, '_', '.' and '-' "
                          "(they become file names in the run directory)")
     return name
