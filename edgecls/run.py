@@ -450,6 +450,11 @@ class Run:
                                             f"{self.compress_metrics}: stage {name}")
                 for name, entry in data.items()}
 
+    def save_stages(self, records: Mapping[str, StageRecord]) -> None:
+        """compress/metrics.json: {stage name: its record} (the name is the key, not repeated inside)."""
+        fileio.write_json(self.compress_metrics, {n: {k: v for k, v in r.to_json().items() if k != "name"}
+                                                  for n, r in records.items()})
+
     def exported(self) -> ExportRecord | None:
         data = self._read(self.export_json, "`edgecls export`")
         return None if data is None else ExportRecord.from_json(data, str(self.export_json))
@@ -498,8 +503,9 @@ class Run:
             if rec is None or not path.is_file():
                 return StatusRow(kind, name, "missing", "", self.rel(path))
             up = models[source]
-            # A model made from a stale or missing one is stale too, whatever its own hashes say.
-            why = (f"its source '{source}' is {up.state}" if up.state != "done" else
+            # A model made from a stale compression stage is stale too, whatever its own hashes say: that stage
+            # is redone, and its file changes. (train is not redone by later stages: its file hash is what counts.)
+            why = (f"its source '{source}' is {up.state}" if source != "train" and up.state != "done" else
                    self.stale_because(rec, sections, path))
             return StatusRow(kind, name, "stale" if why else "done", why or "", self.rel(path))
 

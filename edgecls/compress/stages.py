@@ -66,17 +66,16 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
                              "(use preserve: sparsity|clusters|both to combine)")
 
     records = run.stages()
+    state = {r.name: r for r in run.status(recipe) if r.kind == "stage"}  # the one judgement of staleness
     todo = [(i, s) for i, s in enumerate(recipe.compress) if not only or s.name in only]
     redo: set[str] = set()  # stages run now: those reading them are stale too, whatever their files say
     pending = []
     for i, stage in todo:
-        rec, out = records.get(stage.name), stage_path(run, stage)
-        src = recipe.stage_source(i)
-        why = ("--force" if force else "not run yet" if rec is None or not out.exists() else
-               f"its source '{src}' is compressed again" if src in redo else
-               run.stale_because(rec, Run.stage_sections(recipe, stage), out))
+        row, out, src = state[stage.name], stage_path(run, stage), recipe.stage_source(i)
+        why = ("--force" if force else f"its source '{src}' is compressed again" if src in redo else
+               "not run yet" if row.state == "missing" else row.why if row.state != "done" else None)
         if why:
-            if rec is not None and not force:
+            if row.state != "missing" and not force:
                 log.info("compress: %s is stale (%s); running it again", stage.name, why)
             pending.append((i, stage))
             redo.add(stage.name)
@@ -99,8 +98,7 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
         rec.seconds = round(time.perf_counter() - t0, 1)
         records[stage.name] = rec
         if info.is_chief:
-            fileio.write_json(run.compress_metrics, {n: {k: v for k, v in r.to_json().items() if k != "name"}
-                                                     for n, r in records.items()})
+            run.save_stages(records)
         log.info("compress: %s done: accuracy %.4f, %s", stage.name, rec.accuracy,
                  f"sparsity {rec.metrics['sparsity']:.2%}" if "sparsity" in rec.metrics else stage.kind)
     return records

@@ -42,27 +42,27 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
 
     old = run.exported()
     done = {v.name: v for v in old.variants} if old else {}
-    todo = []
+    rows = {(r.kind, r.name): r for r in run.status(recipe)}  # the one judgement of staleness
+    todo, blocked = [], []
     for v in recipe.export:
         if only and v.name not in only:
             continue
-        rec = done.get(v.name)
-        why = ("--force" if force else "not exported yet" if rec is None or not run.variant(v.name).exists() else
-               run.stale_because(rec, Run.variant_sections(recipe, v), run.variant(v.name)))
+        row, src = rows[("variant", v.name)], rows.get(("stage", v.source))
+        if src is not None and src.state != "done":  # a stale compressed model would ship what no record describes
+            blocked.append(f"'{v.name}' reads compress stage '{v.source}', which is {src.state}"
+                           f"{f' ({src.why})' if src.why else ''}")
+            continue
+        why = ("--force" if force else "not exported yet" if row.state == "missing" else
+               row.why if row.state != "done" else None)
         if why:
-            if rec is not None and not force:
+            if row.state != "missing" and not force:
                 log.info("export: %s is stale (%s); converting it again", v.name, why)
             todo.append(v)
         else:
             log.info("export: %s is done; --force converts it again", v.name)
     if not todo and run.test_split.is_file() and old is not None:
+        _refuse(blocked, run)
         return old
-    sources = {r.name: r for r in run.status(recipe) if r.kind == "stage"}
-    for v in todo:  # a compressed model that is itself stale would ship what no record describes
-        src = sources.get(v.source)
-        if src is not None and src.state != "done":
-            raise StageError(f"export variant '{v.name}' reads compress stage '{v.source}', which is {src.state}"
-                             f"{f' ({src.why})' if src.why else ''}: run `edgecls compress {run.root}` first")
 
     from edgecls.data.run_data import load_run_data
 
@@ -107,7 +107,15 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
                  "" if rec.fully_integer or v.mode != "int8" else "  NOT fully integer")
     if not todo:
         fileio.write_json(run.export_json, report.to_json())
+    _refuse(blocked, run)
     return report
+
+
+def _refuse(blocked: list[str], run: Run) -> None:
+    """After the variants that could be exported: an error for those whose compressed source is stale."""
+    if blocked:
+        more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
+        raise StageError(f"export variant {blocked[0]}{more}: run `edgecls compress {run.root}` first")
 
 
 def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np.ndarray,

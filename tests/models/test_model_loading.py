@@ -93,6 +93,19 @@ def run_dir(tmp_path, evil):
     shutil.copyfile(evil.h5, run / "train" / "model.keras")  # an HDF5 file under the .keras name
     shutil.copyfile(evil.h5, run / "compress" / "pruned.keras")
     shutil.copyfile(evil.h5, run / "compress" / "pruned_qat.h5")
+    # Records that hold for these files, so the stages get as far as loading them.
+    from edgecls.recipe import load_recipe
+    from edgecls.run import Run, StageRecord, sha256_file
+
+    r, recipe = Run(run), load_recipe(run / "recipe.yaml")
+    records = {}
+    for i, stage in enumerate(recipe.compress):
+        out, source = r.stage_model(stage.name, stage.kind), recipe.stage_source(i)
+        records[stage.name] = StageRecord(
+            name=stage.name, kind=stage.kind, source=source, path=r.rel(out), metrics={"accuracy": 0.9},
+            output_sha256=sha256_file(out),
+            made_from=r.made_from(Run.stage_sections(recipe, stage), [r.model_file(recipe, source), r.split]))
+    r.save_stages(records)
     return run
 
 
@@ -134,8 +147,8 @@ def test_weights_from_an_hdf5_file_read_as_arrays_only(evil, marker, tmp_path, c
 
 
 @pytest.mark.parametrize("command, only, file", [
-    ("compress", ["--stage", "pruned"], "train/model.keras"),  # the trained model, an HDF5 file renamed
-    ("compress", ["--stage", "pruned_qat"], "compress/pruned.keras"),  # an earlier stage's model
+    ("compress", ["--stage", "pruned", "--force"], "train/model.keras"),  # the trained model, an HDF5 renamed
+    ("compress", ["--stage", "pruned_qat", "--force"], "compress/pruned.keras"),  # an earlier stage's model
     ("export", ["--variant", "float32"], "train/model.keras"),
     ("export", ["--variant", "pruned_qat_int8"], "compress/pruned_qat.h5"),  # a QAT stage, loaded in tfmot's scope
 ])
