@@ -95,19 +95,21 @@ def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
         return
     if not run_dir or more:
         raise UsageError("usage: edgecls bench RUN_DIR --device NAME, or edgecls bench --compare DIR DIR...")
-    report = api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out)
+    _show_bench(api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out))
+
+
+def _show_bench(report: dict) -> None:
+    """The table, where the report and plot are, and exit 1 when a row failed (bench and run)."""
+    from edgecls.bench.report import format_table
+
     click.echo(format_table(report["rows"]))
-    click.echo(f"report: {report['out_dir']}/report.json; {_plot_line(report)}")
+    plots = report.get("plots") or {}
+    plot = (f"plot: {report['out_dir']}/{plots['pareto']}" if plots.get("pareto") else
+            f"no plot: {plots.get('skipped') or 'no row was measured'}")
+    click.echo(f"report: {report['out_dir']}/report.json; {plot}")
     if not report["complete"]:
         raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
                            "the status column says why")
-
-
-def _plot_line(report: dict) -> str:
-    plots = report.get("plots") or {}
-    if plots.get("pareto"):
-        return f"plot: {report['out_dir']}/{plots['pareto']}"
-    return f"no plot: {plots.get('skipped') or 'no row was measured'}"
 
 
 @cli.command("run")
@@ -122,13 +124,7 @@ def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device
 
     report = api.run_all(recipe, run_dir, overrides=overrides, device=None if device == "none" else device)
     if isinstance(report, dict):
-        from edgecls.bench.report import format_table
-
-        click.echo(format_table(report["rows"]))
-        click.echo(_plot_line(report))
-        if not report["complete"]:
-            raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
-                               "the status column says why")
+        _show_bench(report)
     elif hasattr(report, "variants"):
         _print_variants(report)
 

@@ -44,12 +44,21 @@ class RunLocked(EdgeclsError):
 
 # --- hashing ------------------------------------------------------------------------------------------------
 
+_HASHES: dict[tuple, str] = {}
+
+
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The file's SHA-256, remembered per (path, inode, size, mtime): status checks one model for every
+    stage and variant made from it, and an atomic write (a new inode) is always read again."""
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 def sha256_json(obj: Any) -> str:
@@ -308,6 +317,10 @@ class Run:
         """BackupAndRestore's state: what --resume continues from."""
         return self.checkpoints / "backup"
 
+    def has_backup(self) -> bool:
+        """An interrupted training left its state here (what --resume continues from)."""
+        return self.backup.is_dir() and any(p.is_file() for p in self.backup.rglob("*"))
+
     @property
     def history(self) -> Path:
         return self.train / "history.csv"
@@ -527,7 +540,7 @@ class Run:
         rel = self.rel(self.model)
         rec = self.training()
         if rec is None or not self.model.is_file():
-            interrupted = self.backup.is_dir() and any(p.is_file() for p in self.backup.rglob("*"))
+            interrupted = self.has_backup()
             return StatusRow("train", "train", "failed" if interrupted else "missing",
                              "interrupted: `edgecls train --resume` continues it" if interrupted else "", rel)
         why = self.stale_because(rec, self.train_sections(recipe), self.model)

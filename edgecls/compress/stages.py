@@ -15,7 +15,6 @@ import math
 import sys
 import time
 import warnings
-from pathlib import Path
 
 from edgecls import fileio
 from edgecls.errors import StageError
@@ -26,10 +25,6 @@ from edgecls.run import Run, StageRecord, sha256_file
 log = logging.getLogger("edgecls.compress")
 
 
-def stage_path(run: Run, stage: CompressStage) -> Path:
-    return run.stage_model(stage.name, stage.kind)
-
-
 def _technique(kind: str):
     from edgecls.compress import cluster, prune, quantize
 
@@ -38,7 +33,7 @@ def _technique(kind: str):
 
 def compress(run: Run, *, only: tuple[str, ...] = (), force: bool = False) -> dict[str, StageRecord]:
     """Run the stages that are missing or stale (all of ``only`` with ``force``); returns every stage's record."""
-    from edgecls.train.strategy import writes_run
+    from edgecls.train.strategy import reset_precision, writes_run
 
     run = Run.open(run.root)
     chief = writes_run(load_recipe(run.recipe).train)  # multi-worker: every worker runs this, the chief writes
@@ -46,8 +41,7 @@ def compress(run: Run, *, only: tuple[str, ...] = (), force: bool = False) -> di
         try:
             return _compress(run, only, force)
         finally:
-            if "edgecls._tf" in sys.modules:  # a failed stage must not leave the process in mixed precision
-                sys.modules["edgecls._tf"].keras.mixed_precision.set_global_policy("float32")
+            reset_precision()
 
 
 def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRecord]:
@@ -71,7 +65,7 @@ def _compress(run: Run, only: tuple[str, ...], force: bool) -> dict[str, StageRe
     redo: set[str] = set()  # stages run now: those reading them are stale too, whatever their files say
     pending = []
     for i, stage in todo:
-        row, out, src = state[stage.name], stage_path(run, stage), recipe.stage_source(i)
+        row, out, src = state[stage.name], run.stage_model(stage.name, stage.kind), recipe.stage_source(i)
         why = ("--force" if force else f"its source '{src}' is compressed again" if src in redo else
                "not run yet" if row.state == "missing" else row.why if row.state != "done" else None)
         if why:
@@ -134,7 +128,7 @@ def _run_stage(recipe: Recipe, run: Run, data, info, stage: CompressStage, sourc
     figures.update(weights.sparsity_report(final))
     if stage.kind == "cluster" or (stage.kind == "quantize" and stage.options.preserve in ("clusters", "both")):
         figures.update(weights.unique_report(final))
-    out = stage_path(run, stage)
+    out = run.stage_model(stage.name, stage.kind)
     rec = StageRecord(name=stage.name, kind=stage.kind, source=source, path=run.rel(out), metrics=figures,
                       epochs=stage.epochs, learning_rate=lr, layers_wrapped=wrap["wrapped"], layers_left=wrap["left"],
                       made_from=made_from)

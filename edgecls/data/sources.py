@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import pickle
-import re
 import tarfile
 import unicodedata
 import zipfile

@@ -11,6 +11,7 @@ import logging
 import os
 import select
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -193,6 +194,16 @@ def _is_chief(cfg: dict | None) -> bool:
     if "chief" in cfg.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def reset_precision() -> None:
+    """Back to float32 after a stage, whatever happened in it (build_strategy may have set mixed precision).
+
+    Does nothing when TensorFlow was never loaded (the stage failed before that).
+    """
+    tf_module = sys.modules.get("edgecls._tf")
+    if tf_module is not None:
+        tf_module.keras.mixed_precision.set_global_policy("float32")
 
 
 def writes_run(cfg: TrainConfig) -> bool:

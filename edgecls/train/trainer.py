@@ -54,10 +54,6 @@ def plan_phases(cfg: TrainConfig) -> list[Phase]:
     return phases
 
 
-def _has_backup(run: Run) -> bool:
-    return run.backup.is_dir() and any(p.is_file() for p in run.backup.rglob("*"))
-
-
 def check_run_dir(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> bool:
     """Decide what to do with an existing run directory. Returns True when training is already complete."""
     if force:
@@ -67,7 +63,7 @@ def check_run_dir(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> boo
         # Only what training reads must match; new compress: or export: entries are the later stages'
         # business (their records make what changed stale).
         changed = [k for k in diff_recipes(saved, recipe) if k.split(".")[0] in Run.train_sections(recipe)]
-        if changed and (resume or run.model.exists() or _has_backup(run)):
+        if changed and (resume or run.model.exists() or run.has_backup()):
             raise StageError(f"{run.root} was made from a different recipe (changed: {', '.join(changed[:5])}); "
                              "use another --run-dir, or --force to start over")
     if run.model.exists():
@@ -75,7 +71,7 @@ def check_run_dir(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> boo
             return True
         raise StageError(f"{run.model} exists: this run is trained. Use --resume to keep it, "
                          "--force to train again, or another --run-dir")
-    if _has_backup(run) and not resume:
+    if run.has_backup() and not resume:
         raise StageError(f"{run.root} holds an interrupted run; pass --resume to continue it or --force to start over")
     return False
 
@@ -106,15 +102,13 @@ def train(recipe: Recipe, run: Run, *, resume: bool = False, force: bool = False
 
     The chief holds the run's lock for the whole of it: a second writer fails at once.
     """
-    from edgecls.train.strategy import writes_run
+    from edgecls.train.strategy import reset_precision, writes_run
 
-    chief = writes_run(recipe.train)
-    with (run.lock("train") if chief else contextlib.nullcontext()):
+    with (run.lock("train") if writes_run(recipe.train) else contextlib.nullcontext()):
         try:
             return _train(recipe, run, resume=resume, force=force)
         finally:
-            if "edgecls._tf" in sys.modules:  # leave the process as we found it, whatever happened
-                sys.modules["edgecls._tf"].keras.mixed_precision.set_global_policy("float32")
+            reset_precision()
 
 
 def _train(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> TrainRecord:
