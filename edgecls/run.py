@@ -487,14 +487,14 @@ class Run:
     def train_sections(recipe) -> dict:
         from edgecls.recipe.typed import to_plain
 
-        return {"data": to_plain(recipe.data), "model": to_plain(recipe.model), "train": to_plain(recipe.train),
+        return {"data": _training_data(recipe), "model": to_plain(recipe.model), "train": to_plain(recipe.train),
                 "seed": recipe.seed}
 
     @staticmethod
     def stage_sections(recipe, stage) -> dict:
         from edgecls.recipe.typed import to_plain
 
-        return {f"compress.{stage.name}": to_plain(stage), "data": to_plain(recipe.data)}
+        return {f"compress.{stage.name}": to_plain(stage), "data": _training_data(recipe)}
 
     @staticmethod
     def variant_sections(recipe, variant) -> dict:
@@ -630,3 +630,13 @@ def _read_holder(path: Path) -> str:
         return f"process {info['pid']} ({info.get('command') or 'edgecls'}, since {info.get('since', '?')})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
+
+
+def _training_data(recipe) -> dict:
+    """The data section as training and compression read it: ``slices`` only groups the test split for bench,
+    so a new slice file must not make the trained model stale (export and bench do see it)."""
+    from edgecls.recipe.typed import to_plain
+
+    data = to_plain(recipe.data)
+    data.pop("slices", None)
+    return data

@@ -130,6 +130,10 @@ class Augment:
     erasing: float = spec(0.0, ge=0.0, le=1.0, help="probability of erasing a random rectangle")
     mixup: float = spec(0.0, ge=0.0, help="mixup alpha (0 = off)")
     cutmix: float = spec(0.0, ge=0.0, help="cutmix alpha (0 = off)")
+    perspective: float = spec(0.0, ge=0.0, lt=0.5,
+                              help="random projective warp: max corner shift, as a fraction of the size")
+    hue: float = spec(0.0, ge=0.0, le=0.5, help="max hue shift, as a fraction of the colour wheel")
+    saturation: float = spec(0.0, ge=0.0, lt=1.0, help="max saturation change, as a fraction")
 
 
 @config
@@ -143,6 +147,8 @@ class DataConfig:
     splits: Splits = spec(default_factory=Splits)
     augment: Augment = spec(default_factory=Augment)
     cache: bool = spec(True, help="cache decoded images in memory after the first epoch")
+    slices: Optional[str] = spec(
+        None, help="CSV of subgroups for bench's per-slice metrics: an image path or index, then attribute columns")
 
     def __post_init__(self):
         size = (self.image_size, self.image_size) if isinstance(self.image_size, int) else self.image_size
@@ -334,6 +340,8 @@ class ExportVariant:
     per_channel: bool = spec(
         True, help="int8/int16x8: a weight scale per output channel (TFLite's default); false: one per tensor, "
                    "a smaller file for nets of many thin layers (each channel's scale and zero point cost 12 bytes)")
+    calibrate: Literal["none", "temperature"] = spec(
+        "none", help="temperature: fit one softmax temperature on the validation split, so scores are calibrated")
 
     def __post_init__(self):
         if self.mode != "int8" and (self.input_type != "float32" or self.output_type != "float32"):
