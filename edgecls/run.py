@@ -236,6 +236,10 @@ class BenchRow:
     top5_accuracy: float | None = None
     macro_f1: float | None = None
     ece: float | None = None
+    mean_average_precision: float | None = None
+    mean_corruption_accuracy: float | None = None  # bench --corruptions: mean over corruptions and severities
+    corruption_drop: float | None = None  # clean accuracy minus mean_corruption_accuracy
+    worst_slice_gap: float | None = None  # whole-split accuracy minus the worst slice's (data.slices / source)
     latency_ms: dict = field(default_factory=dict)  # p50, p90, p99, mean
     init_ms: float | None = None
     peak_rss_mb: float | None = None

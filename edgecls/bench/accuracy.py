@@ -22,7 +22,8 @@ from edgecls.run import Run
 
 log = logging.getLogger("edgecls.bench")
 
-ROW_KEYS = ("accuracy", "top5_accuracy", "macro_f1", "ece")
+ROW_KEYS = ("accuracy", "top5_accuracy", "macro_f1", "ece", "mean_average_precision", "mean_corruption_accuracy",
+            "corruption_drop", "worst_slice_gap")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from edgecls import fileio
 from edgecls.bench.latency import plot_latency
 
 CSV_COLUMNS = ("device", "variant", "mode", "delegate", "threads", "accuracy", "top5_accuracy", "macro_f1", "ece",
-               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "init_ms", "size_bytes", "peak_rss_mb", "pareto", "status",
+               "mean_average_precision", "mean_corruption_accuracy", "corruption_drop", "worst_slice_gap", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "init_ms", "size_bytes", "peak_rss_mb", "pareto", "status",
                "accuracy_on", "latency_source", "backend")
 
 
@@ -76,16 +76,24 @@ def _ms(value) -> str:
     return f"{value:.4g}" if value < 1000 else f"{value:.0f}"
 
 
+# Quality columns shown only when some row has the figure (a benchmark without --corruptions has no
+# corruption accuracy; a test split without slices has no gap): heading, row key.
+_OPTIONAL = (("corr. acc", "mean_corruption_accuracy"), ("slice gap", "worst_slice_gap"))
+
+
 def table_rows(rows: list[dict], *, with_device: bool = False) -> tuple[list[str], list[list[str]]]:
+    extra = [(h, k) for h, k in _OPTIONAL if any(r.get(k) is not None for r in rows)]
     heads = (["device"] if with_device else []) + [
-        "variant", "delegate", "thr", "accuracy", "top-5", "macro-F1", "ECE", "p50 ms", "p90 ms", "p99 ms",
-        "mean ms", "init ms", "size KiB", "peak MiB", "front", "status"]
+        "variant", "delegate", "thr", "accuracy", "top-5", "macro-F1", "mAP", "ECE", *(h for h, _ in extra),
+        "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms", "size KiB", "peak MiB", "front", "status"]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         cells = ([r.get("device", "")] if with_device else []) + [
             r["variant"], str(r.get("delegate") or ""), str(r.get("threads", "")), _num(r.get("accuracy"), ".4f"),
-            _num(r.get("top5_accuracy"), ".4f"), _num(r.get("macro_f1"), ".4f"), _num(r.get("ece"), ".4f"),
+            _num(r.get("top5_accuracy"), ".4f"), _num(r.get("macro_f1"), ".4f"),
+            _num(r.get("mean_average_precision"), ".4f"), _num(r.get("ece"), ".4f"),
+            *(_num(r.get(k), ".4f") for _, k in extra),
             _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("p99")), _ms(lat.get("mean")),
             _ms(r.get("init_ms")), _num(r["size_bytes"] / 1024 if r.get("size_bytes") is not None else None, ".1f"),
             _num(r.get("peak_rss_mb"), ".1f"), "*" if r.get("pareto") else "", r.get("status", "")]
@@ -93,8 +101,8 @@ def table_rows(rows: list[dict], *, with_device: bool = False) -> tuple[list[str
     return heads, body
 
 
-_RIGHT = {"thr", "accuracy", "top-5", "macro-F1", "ECE", "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms",
-          "size KiB", "peak MiB"}
+_RIGHT = {"thr", "accuracy", "top-5", "macro-F1", "mAP", "ECE", "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms",
+          "size KiB", "peak MiB", *(h for h, _ in _OPTIONAL)}
 
 
 def format_table(rows: list[dict], *, with_device: bool = False) -> str:
@@ -151,8 +159,19 @@ def to_markdown(report: dict) -> str:
         lines += [f"![accuracy against p50 latency]({plots['pareto']})", ""]
     for variant, name in (plots.get("confusion") or {}).items():
         lines += [f"- confusion matrix of {variant}: [{name}]({name})"]
+    for variant, name in (plots.get("reliability") or {}).items():
+        lines += [f"- reliability diagram of {variant}: [{name}]({name})"]
+    for key, what in (("pr_curves", "precision-recall curves"), ("slices", "accuracy per slice (slices.md)"),
+                      ("corruptions", "accuracy under corruption"), ("drift", "what compression changed (drift.md)")):
+        if plots.get(key):
+            lines += [f"- {what}: [{plots[key]}]({plots[key]})"]
     if plots.get("skipped"):
         lines += [f"Plots skipped: {plots['skipped']}"]
+    if report.get("drift"):
+        from edgecls.bench.drift import drift_markdown
+
+        lines += ["", "## What compression changed besides top-1 (drift.md)", "",
+                  drift_markdown(report["drift"], report.get("class_names") or [])]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -21,15 +21,17 @@ import fnmatch
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from edgecls import __version__
+from edgecls import __version__, fileio
 from edgecls.bench import accuracy as acc
+from edgecls.bench import drift
 from edgecls.bench import latency as lat
 from edgecls.bench.report import mark_front, plots_skipped, summarize, write_report
 from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
-from edgecls.errors import StageError, UsageError
+from edgecls.errors import StageError, UsageError, first_line
 from edgecls.recipe.typed import to_plain
 from edgecls.run import BenchRow, Run, VariantRecord
 from edgecls.runtime.options import MAX_THREADS
@@ -80,13 +82,42 @@ def _missing_reason(path: Path, run: Run, suffix: str) -> str:
     return f"model: {rel} not found (run edgecls export again)"
 
 
+@dataclass(frozen=True)
+class Quality:
+    """What bench measures besides top-1 and latency: corrupted copies of the test split (on the device) and
+    how many test images the explanation agreement of the drift report uses (on this host; 0 = none)."""
+
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    explain_images: int = 8
+
+
+def parse_quality(corruptions: str | Sequence[str] | None, severities: str | Sequence[int] | None,
+                  explain_images: int = 8) -> Quality:
+    """--corruptions/--severities as a Quality (UsageError, one line, for unknown names or severities)."""
+    from edgecls.runtime.corruptions import parse_corruptions, parse_severities
+
+    names = parse_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions or ()))
+    if severities is not None and not names:
+        raise UsageError("--severities needs --corruptions (which corruptions to apply at those severities)")
+    levels = parse_severities(severities if isinstance(severities, str) or severities is None
+                              else ",".join(map(str, severities))) if names else ()
+    if not 0 <= int(explain_images) <= 10_000:
+        raise UsageError(f"--explain-images takes 0 to 10000 test images, got {explain_images}")
+    return Quality(names, levels, int(explain_images))
+
+
 def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceRecipe = "local", *,
               threads: Sequence[int] | str | None = None, runs: int | None = None, warmup: int | None = None,
-              out_dir: str | os.PathLike | None = None, plots: bool = True) -> dict:
+              out_dir: str | os.PathLike | None = None, plots: bool = True,
+              corruptions: str | Sequence[str] | None = None, severities: str | Sequence[int] | None = None,
+              explain_images: int = 8) -> dict:
     """Benchmark every exported variant of ``run_dir`` on ``device`` (a name, a recipe path or a DeviceRecipe).
 
-    ``threads``/``runs``/``warmup`` override the device recipe's. Returns the
-    report (also written to ``bench/<device>/report.json``). Raises DeviceError
+    ``threads``/``runs``/``warmup`` override the device recipe's. ``corruptions`` (names of
+    :data:`edgecls.runtime.corruptions.CORRUPTIONS`) at ``severities`` (1..5; default 1,3,5) add accuracy
+    under each corruption; ``explain_images`` test images give the drift report's explanation agreement.
+    Returns the report (also written to ``bench/<device>/report.json``). Raises DeviceError
     when the device cannot be used at all, StageError when the run has no export.
     """
     run = Run.open(run_dir.root if isinstance(run_dir, Run) else run_dir)
@@ -96,11 +127,13 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
     warmup = dev.warmup if warmup is None else int(warmup)
     if runs < 1 or warmup < 0:
         raise UsageError(f"--runs must be >= 1 and --warmup >= 0 (got {runs}, {warmup})")
+    quality = parse_quality(corruptions, severities, explain_images)
     with run.lock(f"bench --device {dev.name}"):
-        return _bench(run, dev, thread_counts, runs, warmup, out_dir, plots)
+        return _bench(run, dev, thread_counts, runs, warmup, out_dir, plots, quality)
 
 
-def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, out_dir, plots: bool) -> dict:
+def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, out_dir, plots: bool,
+           quality: Quality) -> dict:
     entries = _variants(run, dev)
     # Timing a file its record no longer describes would report numbers for another model. Inputs that
     # are not here (a copy of export/ on a device host) cannot be checked; a changed one is proof.
@@ -141,7 +174,7 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
                 evaluator.open()
                 evaluator.stage(models, split.path, pyz)
             rows, evaluations = _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs,
-                                         warmup)
+                                         warmup, quality)
 
     mark_front(rows)
     report = {
@@ -152,9 +185,16 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
         "created": created, "edgecls_version": __version__, "threads": list(thread_counts), "runs": runs,
         "warmup": warmup, "test_images": split.size, "class_names": list(split.class_names),
         "accuracy_on": "device" if runner.evaluates_on_device else "host",
+        "corruptions": {"names": list(quality.corruptions), "severities": list(quality.severities)},
         **summarize(rows), "rows": rows, "evaluations": evaluations,
     }
+    variants = [e.to_json() for e in entries]
+    # Explanations run on this host, on the plain .tflite files (a device's own build, e.g. _edgetpu, may not).
+    host_models = {e.name: run.root / e.path for e in entries if (run.root / e.path).is_file()}
+    report["drift"] = drift.drift_report(evaluations, variants, agreement=_agreement(
+        host_models, variants, split.path, quality.explain_images))
     report["plots"] = _plots(out, report) if plots else {"skipped": "plots=False"}
+    _write_quality(out, report, variants)
     write_report(out, report)
     report["out_dir"] = str(out)
     state = "complete" if report["complete"] else f"INCOMPLETE: {report['rows_failed']} of {report['rows_total']} " \
@@ -172,7 +212,7 @@ def _describe(info: dict) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup):
+def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup, quality: Quality):
     rows: list[dict] = []
     evaluations: list[dict] = []
     done: dict[tuple, dict] = {}
@@ -197,7 +237,8 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
             key = (name, delegate if evaluator is runner else None)  # on the host: one CPU evaluation per variant
             try:
                 if key not in done:
-                    done[key] = evaluator.evaluate(name, delegate=key[1])
+                    done[key] = evaluator.evaluate(name, delegate=key[1], corruptions=quality.corruptions,
+                                                   severities=quality.severities)
                     evaluations.append({"variant": name, "delegate": key[1] or "xnnpack",
                                         "on": base["accuracy_on"], **acc.summary(done[key])})
                 report = done[key]
@@ -233,6 +274,49 @@ def _d(delegate: str, dev: DeviceRecipe) -> str:
     return "" if len(dev.delegates) == 1 and delegate == "xnnpack" else f" [{delegate}]"
 
 
+def _agreement(models: dict[str, Path], variants: list[dict], split: Path, images: int) -> dict | None:
+    """Occlusion-map agreement of each variant with its float reference on the first ``images`` test images,
+    on this host (the runtime's interpreter): the drift report's "what does it look at now" figure."""
+    pairs = {v["name"]: ref for v in variants if (ref := drift.reference_for(v, variants))
+             and v["name"] in models and ref in models}
+    if not images or not pairs:
+        return None
+    import numpy as np
+
+    with np.load(split, allow_pickle=False) as npz:
+        pixels = npz["pixels"][:images]
+    log.info("bench: explanation agreement of %d variant(s) with their float reference on %d test image(s)",
+             len(pairs), len(pixels))
+    try:
+        return drift.explanation_agreement({n: models[n] for n in {*pairs, *pairs.values()}}, pairs, pixels,
+                                           images=images)
+    except Exception as err:  # noqa: BLE001 - a figure of the drift report, not worth the benchmark
+        log.warning("bench: explanation agreement not computed: %s", first_line(err))
+        return None
+
+
+# Files of the quality report that a later benchmark without those figures must not leave behind (plots: _plots).
+_QUALITY_FILES = ("drift.json", "drift.md", "slices.md")
+
+
+def _write_quality(out: Path, report: dict, variants: list[dict]) -> None:
+    """drift.json and drift.md always; slices.md when the test split has slices; older files removed."""
+    from edgecls.bench.quality import slices_markdown
+
+    written = {"drift.json", "drift.md"}
+    fileio.write_json(out / "drift.json", {"device": report["device"], "run_dir": report["run_dir"],
+                                           "created": report["created"], "made_from": report["made_from"],
+                                           **report["drift"]})
+    fileio.write_text(out / "drift.md", drift.drift_markdown(report["drift"], report["class_names"]))
+    if any(ev.get("slices") for ev in report["evaluations"]):
+        refs = {v["name"]: r for v in variants if (r := drift.reference_for(v, variants))}
+        fileio.write_text(out / "slices.md", slices_markdown(report["evaluations"], reference=refs))
+        written.add("slices.md")
+    for name in _QUALITY_FILES:
+        if name not in written and (out / name).exists():
+            (out / name).unlink()
+
+
 def _plots(out: Path, report: dict) -> dict:
     try:
         from edgecls.bench.plots import confusion_plot, pareto_plot
@@ -240,6 +324,7 @@ def _plots(out: Path, report: dict) -> dict:
         return plots_skipped(err)
     result: dict = {"confusion": {}}
     try:
+        result.update(_quality_plots(out, report))
         path = pareto_plot(report["rows"], out / "pareto.png",
                            title=f"{report.get('recipe') or 'run'} on {report['device']}: accuracy vs latency")
         result["pareto"] = path.name if path else None
@@ -260,3 +345,36 @@ def _plots(out: Path, report: dict) -> dict:
     except ImportError as err:
         return plots_skipped(err)
     return result
+
+
+def _quality_plots(out: Path, report: dict) -> dict:
+    """PR curves, reliability diagrams, slices, corruptions and drift as PNGs (each only when measured)."""
+    from edgecls.bench import quality
+
+    evaluations, where = report["evaluations"], f"on {report['device']}"
+    made: dict = {"reliability": {}}
+    figures = {
+        "pr_curves": lambda p: quality.pr_curves_plot(evaluations, report["class_names"], p,
+                                                      title=f"precision-recall per variant {where}"),
+        "slices": lambda p: quality.slices_plot(evaluations, p, title=f"accuracy per slice {where}"),
+        "corruptions": lambda p: quality.corruption_plot(evaluations, p, title=f"accuracy under corruption {where}"),
+        "drift": lambda p: drift.drift_plot(report["drift"], p, title=f"what compression changed {where}"),
+    }
+    for key, draw in figures.items():
+        path = draw(out / f"{key}.png")
+        made[key] = path.name if path else None
+        if path is None and (out / f"{key}.png").exists():
+            (out / f"{key}.png").unlink()  # an older plot would pass for this report's
+    wanted = set()
+    for ev in evaluations:
+        if ev["variant"] in made["reliability"]:
+            continue
+        path = quality.reliability_plot(ev, out / f"reliability-{ev['variant']}.png",
+                                        title=f"{ev['variant']} {where}: reliability")
+        if path:
+            made["reliability"][ev["variant"]] = path.name
+            wanted.add(path.name)
+    for stale in out.glob("reliability-*.png"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return made

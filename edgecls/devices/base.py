@@ -179,7 +179,67 @@ EVALUATION_ANSWER = {
     "delegate": (TEXT, None, None), "workers": (INTEGER, 1, None), "batch": (INTEGER, 1, None),
     "seconds": (NUMBER, 0, None), "images_per_second": (NUMBER, 0, None), "cpu_count": (INTEGER, 1, None),
 }
+EVALUATION_ANSWER.update({
+    "mean_average_precision": _SHARE, "average_precision": (MAPPING, None, None), "reliability": (MAPPING, None, None),
+    "pr_curve": (MAPPING, None, None), "slices": (MAPPING, None, None), "corruptions": (MAPPING, None, None),
+    "mean_corruption_accuracy": _SHARE, "corruption_drop": (NUMBER, -1, 1), "worst_slice_gap": (NUMBER, -1, 1),
+})
 EVALUATION_REQUIRED = ("accuracy", "macro_f1", "ece", "num_examples")  # what a row and the log line print
+
+# The nested figures of an evaluation (plots and tables read them), checked to the leaf: a dict maps keys to
+# specs ("*": any key), ["list", spec] is a JSON array of spec, a tuple is a leaf as in the tables above,
+# ("null", leaf) a leaf that may be null (an empty reliability bin has no accuracy).
+_CURVE = ["list", _SHARE]
+_GAP = (NUMBER, -1, 1)
+EVALUATION_PARTS = {
+    "average_precision": {"macro": _SHARE, "per_class": {"*": _SHARE}},
+    "reliability": {"bins": (INTEGER, 1, 1000), "count": ["list", (INTEGER, 0, None)],
+                    "accuracy": ["list", ("null", _SHARE)], "confidence": ["list", ("null", _SHARE)]},
+    "pr_curve": {"recall": _CURVE, "macro": _CURVE, "precision": {"*": _CURVE}},
+    "slices": {"attributes": {"*": {"*": {"n": (INTEGER, 1, None), "accuracy": _SHARE, "macro_f1": _SHARE}}},
+               "worst": {"attribute": (TEXT, None, None), "value": (TEXT, None, None), "n": (INTEGER, 1, None),
+                         "accuracy": _SHARE, "macro_f1": _SHARE, "gap": _GAP}},
+    "corruptions": {"severities": ["list", (INTEGER, 1, 5)], "accuracy": {"*": {"*": _SHARE}},
+                    "mean_accuracy": _SHARE, "drop": _GAP},
+}
+
+
+def _check_part(value: Any, spec: Any, where: str) -> str | None:
+    """Where and why ``value`` does not fit ``spec`` (see EVALUATION_PARTS), or None when it does."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{where}={_short(value)} (expected {MAPPING})"
+        for key, item in value.items():
+            sub = spec.get(key, spec.get("*"))
+            if sub is None:
+                return f"{where}.{key} (not a key it may have: {', '.join(k for k in spec if k != '*')})"
+            if item is not None:  # null: the figure is absent (no worst slice when every slice is small)
+                why = _check_part(item, sub, f"{where}.{key}")
+                if why:
+                    return why
+        return None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where}={_short(value)} (expected a JSON array)"
+        return next((w for i, item in enumerate(value) if (w := _check_part(item, spec[1], f"{where}[{i}]"))), None)
+    if spec[0] == "null":
+        return None if value is None else _check_part(value, spec[1], where)
+    why = _wrong(value, *spec)
+    return f"{where}={_short(value)} ({why})" if why else None
+
+
+def _check_lengths(answer: dict) -> str | None:
+    """The arrays that go together are equally long (a plot zips them)."""
+    rel = answer.get("reliability")
+    if isinstance(rel, dict) and any(len(rel.get(k) or []) != rel.get("bins") for k in ("count", "accuracy",
+                                                                                       "confidence")):
+        return f"reliability has arrays whose length is not bins={rel.get('bins')}"
+    curve = answer.get("pr_curve")
+    if isinstance(curve, dict):
+        n = len(curve.get("recall") or [])
+        if len(curve.get("macro") or []) != n or any(len(c) != n for c in (curve.get("precision") or {}).values()):
+            return f"pr_curve has precision arrays whose length is not that of recall ({n})"
+    return None
 PROBE_ANSWER = {
     "python": (TEXT, None, None), "executable": (TEXT, None, None), "machine": (TEXT, None, None),
     "system": (TEXT, None, None), "release": (TEXT, None, None), "node": (TEXT, None, None),
@@ -264,6 +324,13 @@ def check_latency(device: DeviceRecipe, step: str, answer: Any, threads: int) ->
 def check_evaluation(device: DeviceRecipe, step: str, answer: Any) -> dict:
     """An evaluation report with its metrics, whose confusion matrix counts its images (else StepFailed)."""
     check_answer(device, step, answer, EVALUATION_ANSWER, EVALUATION_REQUIRED)
+    for key, spec in EVALUATION_PARTS.items():
+        why = _check_part(answer[key], spec, key) if answer.get(key) is not None else None
+        if why:
+            raise StepFailed(device, step, f"the device's answer has {why}")
+    why = _check_lengths(answer)
+    if why:
+        raise StepFailed(device, step, f"the device's answer's {why}")
     matrix = answer.get("confusion_matrix")
     if matrix is not None and sum(map(sum, matrix)) != answer["num_examples"]:
         raise StepFailed(device, step, f"the device's answer counts {sum(map(sum, matrix))} images in "
@@ -334,10 +401,16 @@ class DeviceRunner:
         """Put the models (name -> local file), the test split and the runtime zipapp on the device."""
         raise NotImplementedError
 
-    def evaluate(self, variant: str, *, delegate: str | None = None) -> dict:
-        """The device's evaluation report of ``variant`` (checked: :data:`EVALUATION_ANSWER`)."""
+    def evaluate(self, variant: str, *, delegate: str | None = None, corruptions: Sequence[str] = (),
+                 severities: Sequence[int] = ()) -> dict:
+        """The device's evaluation report of ``variant`` (checked: :data:`EVALUATION_ANSWER`), with accuracy
+        under each of ``corruptions`` at each of ``severities`` when asked (the runtime corrupts on the device)."""
         step = f"accuracy {variant}"
-        return check_evaluation(self.device, step, self.run_evaluation(step, variant, delegate=delegate))
+        answer = check_evaluation(self.device, step, self.run_evaluation(
+            step, variant, delegate=delegate, corruptions=tuple(corruptions), severities=tuple(severities)))
+        if corruptions and not isinstance(answer.get("corruptions"), dict):
+            raise self.fail(step, "the device's answer has no corruptions (its runtime is older than this edgecls)")
+        return answer
 
     def latency(self, variant: str, *, threads: int, runs: int, warmup: int, delegate: str | None = None) -> dict:
         """The device's timing of ``variant`` (checked: :data:`LATENCY_ANSWER`, with timings)."""
@@ -346,7 +419,8 @@ class DeviceRunner:
         answer = self.run_latency(step, variant, threads=threads, runs=runs, warmup=warmup, delegate=delegate)
         return {**check_latency(self.device, step, answer, threads), "source": self.latency_source}
 
-    def run_evaluation(self, step: str, variant: str, *, delegate: str | None) -> dict:
+    def run_evaluation(self, step: str, variant: str, *, delegate: str | None, corruptions: tuple[str, ...] = (),
+                       severities: tuple[int, ...] = ()) -> dict:
         raise NotImplementedError
 
     def run_latency(self, step: str, variant: str, *, threads: int, runs: int, warmup: int,

@@ -67,8 +67,9 @@ class ZipappRunner(DeviceRunner):
             out += ["--delegate", delegate]
         return out
 
-    def _run_json(self, step: str, argv: list[str]) -> dict:
-        proc = self.exec(step, argv, timeout=self.device.timeout)
+    def _run_json(self, step: str, argv: list[str], *, passes: int = 1) -> dict:
+        # ``passes``: how many times the command goes over the test split (clean + each corruption and severity)
+        proc = self.exec(step, argv, timeout=self.device.timeout * passes)
         data = last_json(proc.stdout)
         if proc.returncode != 0 or data is None:
             reason = failure_reason(proc.returncode, proc.stderr, proc.stdout, remote_shell=self.remote_shell) \
@@ -76,12 +77,15 @@ class ZipappRunner(DeviceRunner):
             raise self.fail(step, reason)
         return data
 
-    def run_evaluation(self, step: str, variant: str, *, delegate: str | None) -> dict:
+    def run_evaluation(self, step: str, variant: str, *, delegate: str | None, corruptions: tuple[str, ...] = (),
+                       severities: tuple[int, ...] = ()) -> dict:
         argv = [self.python, self.path(RUNTIME_NAME), "eval", self.path(model_name(variant)), "--data",
                 self.path("test.npz"), "--json", *self._runtime_options(delegate)]
         if self.device.eval_threads:
             argv += ["--threads", str(self.device.eval_threads)]
-        return self._run_json(step, argv)
+        if corruptions:
+            argv += ["--corruptions", ",".join(corruptions), "--severities", ",".join(map(str, severities))]
+        return self._run_json(step, argv, passes=1 + len(corruptions) * len(severities))
 
     def run_latency(self, step: str, variant: str, *, threads: int, runs: int, warmup: int,
                     delegate: str | None) -> dict:
