@@ -3,7 +3,8 @@
     classify MODEL IMAGE_OR_DIR... [--top-k 5] [--threads N] [--json] [--labels FILE]
     classify MODEL --camera 0 [--frames N]
     bench MODEL [--threads 2] [--runs 50] [--warmup 5] [--json]
-    eval MODEL --data test.npz [--threads N] [--json]
+    eval MODEL --data test.npz [--threads N] [--corruptions a,b] [--severities 1,3,5] [--json]
+    explain MODEL IMAGE_OR_DIR... [--patch N] [--stride N] [--out DIR] [--json]
     info MODEL [--json]
     backends
 
@@ -259,7 +260,18 @@ TABLES: dict[str, tuple[Option, ...]] = {
               Option("--batch", "batch", "images per invoke", kind="int", default=1, low=1, metavar="N"),
               *MODEL_OPTIONS),
     "eval": (Option("--batch", "batch", "images per invoke", kind="int", low=1, metavar="N", default_text="by size"),
+             Option("--corruptions", "corruptions", "also the accuracy under these corruptions (ImageNet-C): "
+                    "gaussian_noise,gaussian_blur,jpeg,brightness,contrast,pixelate or all", metavar="A,B"),
+             Option("--severities", "severities", "with --corruptions: severities 1 to 5", metavar="1,3,5",
+                    default="1,3,5"),
              EVAL_THREADS, BACKEND, DELEGATE, VERBOSE),
+    "explain": (Option("--patch", "patch", "occluding square's side in pixels of the model's input", kind="int",
+                       low=1, metavar="N", default_text="min(H, W) / 6"),
+                Option("--stride", "stride", "step between patches, at most the patch", kind="int", low=1,
+                       metavar="N", default_text="patch / 2"),
+                Option("--out", "out_dir", "folder for <image>-occlusion.png and .npy", metavar="DIR", default="."),
+                Option("--json", "as_json", "JSON lines instead of text", kind="flag", default=False),
+                LABELS, *PREPROCESSING, *MODEL_OPTIONS),
     "info": (LABELS, *PREPROCESSING, *MODEL_OPTIONS),
 }
 
@@ -294,6 +306,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, metavar="FILE.npz",
                    help="pixels (N,H,W,3 uint8), labels (N,) and class_names, as edgecls bench writes them")
     e.add_argument("--json", action="store_true", help="one JSON object: the classification report")
+
+    x = sub.add_parser("explain", help="occlusion sensitivity: which regions the prediction depends on "
+                       "(PNG panel and .npy heatmap per image)")
+    x.add_argument("model")
+    x.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
 
     i = sub.add_parser("info", help="what the model takes and returns, and how it will be preprocessed")
     i.add_argument("model")
@@ -349,8 +366,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "eval":
         from edgecls.runtime.evaluate import evaluate, print_summary
 
-        report = evaluate(args.model, args.data, batch=opts["batch"], **model_opts)
+        from edgecls.runtime.corruptions import parse_corruptions, parse_severities
+
+        corruptions = parse_corruptions(opts["corruptions"]) if opts["corruptions"] else ()
+        severities = parse_severities(opts["severities"])  # checked even alone: a typo is not silently ignored
+        report = evaluate(args.model, args.data, batch=opts["batch"], corruptions=corruptions, severities=severities,
+                          **model_opts)
         return _show(report, args.json, print_summary, out)
+    if args.command == "explain":
+        from edgecls.runtime.explain import explain_paths
+
+        pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft")}
+        return explain_paths(args.model, args.inputs, patch=opts["patch"], stride=opts["stride"],
+                             out_dir=opts["out_dir"], as_json=opts["as_json"], labels=opts["labels"], out=out,
+                             err=err, quiet=quiet, **model_opts, **pre)
     if args.command == "info":
         pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft")}
         clf = load_classifier(args.model, labels=opts["labels"], require_labels=False, quiet=quiet, **model_opts,

@@ -25,7 +25,7 @@ _DATE = (1980, 1, 1, 0, 0, 0)
 _DEPS = "_deps"  # vendored third-party packages, appended to sys.path (an installed copy wins)
 
 _MAIN = f'''\
-"""edgecls runtime (zipapp). Usage: python3 {{pyz}} classify MODEL IMAGE... | bench MODEL | eval MODEL --data NPZ | info MODEL | backends"""
+"""edgecls runtime (zipapp). Usage: python3 {{pyz}} classify MODEL IMAGE... | bench MODEL | eval MODEL --data NPZ | explain MODEL IMAGE... | info MODEL | backends"""
 import os
 import sys
 

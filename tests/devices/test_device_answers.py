@@ -85,6 +85,9 @@ def test_a_wrong_latency_answer_fails_with_the_reason(tmp_path, answer, reason):
     assert str(err.value) == f"device 'liar' (local), step 'latency m threads=1': {reason}"
 
 
+_OK = '{"accuracy": 0.9, "macro_f1": 0.9, "ece": 0.1, "num_examples": 10'  # a valid answer, to add a key to
+
+
 @pytest.mark.parametrize("answer, reason", [
     ('{"accuracy": 0.9}', "the device's answer has no macro_f1, ece, num_examples (keys: accuracy)"),
     ('{"accuracy": 1.5, "macro_f1": 0.9, "ece": 0.1, "num_examples": 10}',
@@ -99,6 +102,22 @@ def test_a_wrong_latency_answer_fails_with_the_reason(tmp_path, answer, reason):
      "the device's answer counts 3 images in confusion_matrix but num_examples=10"),
     ('{"accuracy": 0.9, "macro_f1": 0.9, "ece": 0.1, "num_examples": 10, "seconds": -1}',
      "the device's answer has seconds=-1 (expected a number >= 0)"),
+    # The nested figures the plots and tables read are checked to the leaf, with the path to it.
+    (_OK + ', "average_precision": {"macro": 0.5, "per_class": {"0": "high"}}}',
+     "the device's answer has average_precision.per_class.0=\"high\" (expected a number)"),
+    (_OK + ', "reliability": {"bins": 2, "count": [1, 2], "accuracy": [null, 0.5], "confidence": [0.2, 1.5]}}',
+     "the device's answer has reliability.confidence[1]=1.5 (expected a number in 0..1)"),
+    (_OK + ', "reliability": {"bins": 3, "count": [1, 2], "accuracy": [null, 0.5], "confidence": [0.2, 0.5]}}',
+     "the device's answer's reliability has arrays whose length is not bins=3"),
+    (_OK + ', "pr_curve": {"recall": [0, 1], "macro": [1, 0.5], "precision": {"a": [1]}}}',
+     "the device's answer's pr_curve has precision arrays whose length is not that of recall (2)"),
+    (_OK + ', "slices": {"attributes": {"colour": {"red": {"n": 0, "accuracy": 1, "macro_f1": 1}}}}}',
+     "the device's answer has slices.attributes.colour.red.n=0 (expected an integer >= 1)"),
+    (_OK + ', "corruptions": {"severities": [1, 9], "accuracy": {}}}',
+     "the device's answer has corruptions.severities[1]=9 (expected an integer in 1..5)"),
+    (_OK + ', "corruptions": {"accuracy": {"jpeg": {"1": 0.5}}, "rm -rf": 1}}',
+     "the device's answer has corruptions.rm -rf (not a key it may have: severities, accuracy, mean_accuracy, drop)"),
+    (_OK + ', "worst_slice_gap": 3}', "the device's answer has worst_slice_gap=3 (expected a number in -1..1)"),
 ])
 def test_a_wrong_evaluation_answer_fails_with_the_reason(tmp_path, answer, reason):
     runner = runner_for(lying_python(tmp_path / "dev", evaluation=answer), tmp_path)
