@@ -97,7 +97,8 @@ def parse_quality(corruptions: str | Sequence[str] | None, severities: str | Seq
     """--corruptions/--severities as a Quality (UsageError, one line, for unknown names or severities)."""
     from edgecls.runtime.corruptions import parse_corruptions, parse_severities
 
-    names = parse_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions or ()))
+    names = parse_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions)) \
+        if corruptions else ()
     if severities is not None and not names:
         raise UsageError("--severities needs --corruptions (which corruptions to apply at those severities)")
     levels = parse_severities(severities if isinstance(severities, str) or severities is None

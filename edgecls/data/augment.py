@@ -1,10 +1,16 @@
 """Batch augmentation for the tf.data training pipeline.
 
 Runs on float32 batches in [0, 1], before normalization. Geometric and
-photometric changes use tf_keras preprocessing layers; random crop, random
-erasing, MixUp and CutMix are tf ops here. Order: flip, crop, rotation, zoom,
-translation, brightness, contrast, clip to [0, 1], erasing, then MixUp or
-CutMix (one of the two per batch, with even odds, when both are on).
+photometric changes use tf_keras preprocessing layers; random crop,
+perspective, hue, saturation, random erasing, MixUp and CutMix are tf ops
+here. Order: flip, crop, rotation, zoom, translation, perspective,
+brightness, contrast, hue and saturation (one HSV round trip, on values
+clipped to [0, 1]), clip to [0, 1], erasing, then MixUp or CutMix (one of the
+two per batch, with even odds, when both are on).
+
+Hue and saturation act on RGB. On 1-channel (grayscale) batches they are the
+identity, as they are on a gray RGB image (no saturation to scale, no hue to
+turn), and a warning says so when the augmenter is traced.
 
 Randomness comes from generators seeded by ``seed``: a fresh process with
 the same seed draws the same augmentations; each epoch draws new ones.
@@ -15,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+import logging
 from typing import Any, Callable, Mapping, Optional
+
+log = logging.getLogger("edgecls.data")
 
 FLIPS = ("none", "horizontal", "vertical", "both")
 
@@ -34,6 +43,9 @@ class AugmentConfig:
     erasing: probability, per image, of erasing a random rectangle with noise
     mixup: MixUp Beta(alpha, alpha) parameter; 0 = off
     cutmix: CutMix Beta(alpha, alpha) parameter; 0 = off
+    perspective: max shift of each corner, as a fraction of the size, of a random projective warp
+    hue: max hue shift, as a fraction of the colour wheel (0.5 = any hue)
+    saturation: saturation scaled by a factor in [1 - saturation, 1 + saturation]
     """
 
     flip: str = "none"
@@ -46,11 +58,14 @@ class AugmentConfig:
     erasing: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
+    perspective: float = 0.0
+    hue: float = 0.0
+    saturation: float = 0.0
 
     def __post_init__(self) -> None:
         if self.flip not in FLIPS:
             raise ValueError(f"augment.flip must be one of {FLIPS}, got {self.flip!r}")
-        for name in ("zoom", "translate", "contrast", "brightness"):
+        for name in ("zoom", "translate", "contrast", "brightness", "saturation"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1), got {value}")
@@ -60,6 +75,10 @@ class AugmentConfig:
         for name in ("mixup", "cutmix"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.perspective < 0.5:  # half the size: corners could cross
+            raise ValueError(f"augment.perspective must be in [0, 0.5), got {self.perspective}")
+        if not 0.0 <= self.hue <= 0.5:  # half the wheel reaches every hue
+            raise ValueError(f"augment.hue must be in [0, 0.5], got {self.hue}")
 
     @classmethod
     def from_any(cls, cfg: Any) -> "AugmentConfig":
@@ -118,6 +137,9 @@ def build_augmenter(cfg: Any, *, seed: int) -> Optional[Augmenter]:
     if cfg.contrast:
         photometric.append(L.RandomContrast(cfg.contrast, seed=seed + 6, dtype="float32"))
     gen = tf.random.Generator.from_seed(seed + 7)
+    # Own generators, so turning these on leaves the draws of crop, erasing and the mixers alone.
+    warp_gen = tf.random.Generator.from_seed(seed + 8) if cfg.perspective else None
+    colour_gen = tf.random.Generator.from_seed(seed + 9) if cfg.hue or cfg.saturation else None
 
     def augment(images, labels):
         x = tf.cast(images, tf.float32)
@@ -126,8 +148,14 @@ def build_augmenter(cfg: Any, *, seed: int) -> Optional[Augmenter]:
             x = layer(x, training=True)
         if crop:
             x = _random_crop(tf, gen, x)
-        for layer in geometric + photometric:
+        for layer in geometric:
             x = layer(x, training=True)
+        if warp_gen is not None:
+            x = _perspective(tf, warp_gen, x, cfg.perspective)
+        for layer in photometric:
+            x = layer(x, training=True)
+        if colour_gen is not None:
+            x = _hue_saturation(tf, colour_gen, x, cfg.hue, cfg.saturation)
         x = tf.clip_by_value(x, 0.0, 1.0)
         if cfg.erasing:
             x = _random_erasing(tf, gen, x, cfg.erasing)
@@ -158,6 +186,51 @@ def _random_crop(tf, gen, x):
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
     out = tf.gather(out, cols, axis=2, batch_dims=1)
     return tf.ensure_shape(out, x.shape)
+
+
+def _perspective(tf, gen, x, amount: float):
+    """Random projective warp: each corner moves by up to ``amount`` of the size on each axis, and the
+    quadrilateral they span is stretched back onto the whole image (bilinear, reflected at the edges)."""
+    shape = tf.shape(x)
+    b = shape[0]
+    h, w = tf.cast(shape[1], tf.float64), tf.cast(shape[2], tf.float64)
+    # Output corners (x, y), and where each samples the input: the corner plus a random shift.
+    zero = tf.constant(0.0, tf.float64)
+    corners = tf.stack([tf.stack([zero, zero]), tf.stack([w - 1, zero]),
+                        tf.stack([w - 1, h - 1]), tf.stack([zero, h - 1])])  # (4, 2)
+    shift = tf.cast(gen.uniform([b, 4, 2], -amount, amount), tf.float64) * tf.stack([w, h])
+    source = corners[None] + shift  # (B, 4, 2)
+    # Solve for the 8 coefficients [a0 a1 a2 b0 b1 b2 c0 c1] mapping output (x, y) to input (u, v):
+    # u = (a0 x + a1 y + a2) / k, v = (b0 x + b1 y + b2) / k, k = c0 x + c1 y + 1 (the op's convention).
+    cx = tf.broadcast_to(corners[None, :, 0], [b, 4])
+    cy = tf.broadcast_to(corners[None, :, 1], [b, 4])
+    u, v = source[..., 0], source[..., 1]
+    one, zero = tf.ones_like(cx), tf.zeros_like(cx)
+    rows_u = tf.stack([cx, cy, one, zero, zero, zero, -cx * u, -cy * u], axis=-1)  # (B, 4, 8)
+    rows_v = tf.stack([zero, zero, zero, cx, cy, one, -cx * v, -cy * v], axis=-1)
+    matrix = tf.concat([rows_u, rows_v], axis=1)  # (B, 8, 8)
+    rhs = tf.concat([u, v], axis=1)[..., None]  # (B, 8, 1)
+    transforms = tf.cast(tf.linalg.solve(matrix, rhs)[..., 0], tf.float32)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+    return tf.ensure_shape(out, x.shape)
+
+
+def _hue_saturation(tf, gen, x, hue: float, saturation: float):
+    """Per image: turn the hue by up to +/-``hue`` of the wheel and scale the saturation by a factor in
+    [1 - saturation, 1 + saturation]. Identity on 1-channel images (gray has neither)."""
+    if x.shape[-1] != 3:
+        log.warning("augment.hue/saturation have no effect on %s-channel images", x.shape[-1])
+        return x
+    b = tf.shape(x)[0]
+    hsv = tf.image.rgb_to_hsv(tf.clip_by_value(x, 0.0, 1.0))
+    h, s, v = tf.unstack(hsv, axis=-1)
+    if hue:
+        h = tf.math.floormod(h + gen.uniform([b], -hue, hue)[:, None, None], 1.0)
+    if saturation:
+        s = tf.clip_by_value(s * gen.uniform([b], 1 - saturation, 1 + saturation)[:, None, None], 0.0, 1.0)
+    return tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1))
 
 
 def _box_mask(tf, y0, x0, bh, bw, h, w):

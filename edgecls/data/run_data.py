@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class RunData:
     recipe: Recipe
     examples: Examples
     split: dict[str, np.ndarray]
+    _slices: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -51,6 +52,39 @@ class RunData:
         x_test, y_test = self.arrays("test")
         probs = model.predict(x_test, batch_size=batch_size, verbose=0)
         return metrics.classification_report(y_test, probs, self.class_names)
+
+    def _all_slices(self) -> dict[str, np.ndarray]:
+        """attribute -> str per image of the whole source: its own attributes, then the recipe's
+        ``data.slices`` CSV columns (a CSV column overrides a source attribute of the same name)."""
+        if self._slices is None:
+            merged = {name: np.asarray(values, dtype=str) for name, values in (self.examples.attributes or {}).items()}
+            csv_path = self.recipe.data.slices
+            if csv_path:
+                from edgecls.data.slices import load_slice_csv
+
+                options = to_plain(self.recipe.data.options) if self.recipe.data.options is not None else {}
+                merged.update(load_slice_csv(csv_path, self.examples, options))
+            self._slices = merged
+        return self._slices
+
+    def slices(self, part: str) -> dict[str, np.ndarray]:
+        """attribute -> str array, one value per image of ``part`` ("" = in no slice of it)."""
+        return {name: values[self.split[part]] for name, values in self._all_slices().items()}
+
+    def boxes(self, part: str) -> np.ndarray | None:
+        """float32 (n, 4) object boxes [x0, y0, x1, y1] (fractions of the side) of ``part``, or None."""
+        if self.examples.boxes is None:
+            return None
+        return np.asarray(self.examples.boxes, dtype=np.float32)[self.split[part]]
+
+    def test_annotations(self) -> dict[str, np.ndarray]:
+        """What export adds to test.npz: ``slice_<attribute>`` str arrays and ``boxes`` (when known),
+        in the test split's order; plain arrays, savez-able with allow_pickle=False."""
+        out = {f"slice_{name}": values for name, values in self.slices("test").items()}
+        boxes = self.boxes("test")
+        if boxes is not None:
+            out["boxes"] = boxes
+        return out
 
     def labels(self, part: str) -> np.ndarray:
         return self.examples.labels[self.split[part]]

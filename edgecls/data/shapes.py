@@ -5,9 +5,14 @@ rotation, aspect, colours, background gradient and pixel noise are random,
 and the shape colour is only guaranteed to differ from the background by a
 modest margin, so a classifier has to learn shape, not colour or placement.
 The same ``seed`` always gives the same images, bit for bit.
+
+With ``details=True`` each image also comes with its object box and
+attributes (colour, size, background), read off what was drawn: asking for
+them draws no extra random numbers, so the images stay the same.
 """
 from __future__ import annotations
 
+import colorsys
 import math
 from typing import Callable, Sequence
 
@@ -50,10 +55,21 @@ SHAPES: dict[str, Callable[[np.random.Generator], list[tuple[np.ndarray, int]]]]
 }
 
 
-def _mask(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
-    """Anti-aliased float mask in [0, 1] of one randomly placed shape."""
+_RADIUS = (0.2, 0.42)  # shape radius, as a fraction of the image side
+SIZES = ("small", "medium", "large")  # terciles of _RADIUS
+# Hue names by the upper end (degrees) of their sector of the colour wheel.
+_HUES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
+         (290, "purple"), (335, "pink"), (360, "red"))
+COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "gray")
+BACKGROUNDS = ("light", "dark")
+_GRAY_SATURATION = 0.25  # below this (HSV saturation of the fill), a colour is called gray
+
+
+def _mask(rng: np.random.Generator, shape: str, size: int) -> tuple[np.ndarray, float]:
+    """Anti-aliased float mask in [0, 1] of one randomly placed shape, and its radius fraction."""
     big = size * _SUPERSAMPLE
-    radius = rng.uniform(0.2, 0.42) * size
+    fraction = rng.uniform(*_RADIUS)
+    radius = fraction * size
     margin = radius * 0.9  # may touch the border, never mostly leave the image
     cx, cy = rng.uniform(margin, size - margin, 2)
     angle = rng.uniform(0, 2 * math.pi)
@@ -64,7 +80,27 @@ def _mask(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
         pts = (poly @ rot.T * radius + (cx, cy)) * _SUPERSAMPLE
         draw.polygon([tuple(p) for p in pts], fill=255 * fill)
     small = canvas.resize((size, size), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.float32) / 255.0
+    return np.asarray(small, dtype=np.float32) / 255.0, float(fraction)
+
+
+def colour_name(rgb: np.ndarray) -> str:
+    """Hue name of an RGB colour (0-255); "gray" when its saturation is low."""
+    h, s, _ = colorsys.rgb_to_hsv(*(float(c) / 255.0 for c in rgb))
+    if s < _GRAY_SATURATION:
+        return "gray"
+    degrees = h * 360.0
+    return next(name for upper, name in _HUES if degrees < upper)
+
+
+def _box(mask: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1] of the pixels more than half covered, as fractions of the side."""
+    inside = mask > 0.5
+    if not inside.any():  # not reachable with the radii drawn, but a box must exist
+        inside = mask > 0
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    h, w = mask.shape
+    return np.array([cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h], dtype=np.float32)
 
 
 def _colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,7 +129,8 @@ def _clutter(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
     return np.asarray(canvas, dtype=np.float64)
 
 
-def _render(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
+def _render(rng: np.random.Generator, shape: str, size: int) -> tuple[np.ndarray, dict]:
+    """One image, and what was drawn: box, colour, size and background (no random draws for those)."""
     bg_a, bg_b, fg = _colours(rng)
     # Linear background gradient in a random direction.
     t = rng.uniform(0, 2 * math.pi)
@@ -104,18 +141,30 @@ def _render(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
     background = _clutter(rng, background)
     # Slight shading across the shape, so its fill is not one flat colour.
     shade = 1.0 + rng.uniform(-0.15, 0.15) * (ramp[..., None] - 0.5)
-    mask = _mask(rng, shape, size)[..., None]
+    mask2d, radius = _mask(rng, shape, size)
+    mask = mask2d[..., None]
     img = background * (1 - mask) + np.clip(fg * shade, 0, 255) * mask
     img = img + rng.normal(0, rng.uniform(2, 14), img.shape)
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    tercile = min(int(3 * (radius - _RADIUS[0]) / (_RADIUS[1] - _RADIUS[0])), 2)
+    luma = float(np.mean(background @ np.array([0.299, 0.587, 0.114])))  # ITU-R BT.601
+    info = {"box": _box(mask2d), "colour": colour_name(fg), "size": SIZES[tercile],
+            "background": "light" if luma >= 127.5 else "dark"}
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), info
 
 
 def generate_shapes(*, image_size: int = 64, classes: Sequence[str] = ("circle", "square", "triangle"),
-                    count: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    count: int = 300, seed: int = 0, details: bool = False) -> tuple:
     """``count`` RGB images (uint8, (count, S, S, 3)) and int64 labels (index into ``classes``).
 
     Classes are balanced (counts differ by at most one) and interleaved in
     order; raises ValueError for an unknown shape, a repeated one or bad sizes.
+
+    With ``details`` returns ``(images, labels, details)``, details being
+    {"boxes": float32 (N, 4) [x0, y0, x1, y1] fractions of the side (the box of
+    the pixels the shape covers more than half), "shape", "colour" (hue name of
+    the fill, or "gray"), "size" (tercile of the radius: small/medium/large),
+    "background" ("light"/"dark" by mean luminance)}: str arrays, one per image.
+    The images are the same as without ``details``.
     """
     unknown = [c for c in classes if c not in SHAPES]
     if unknown:
@@ -129,6 +178,14 @@ def generate_shapes(*, image_size: int = 64, classes: Sequence[str] = ("circle",
     rng = np.random.default_rng(seed)
     labels = np.arange(count, dtype=np.int64) % len(classes)
     images = np.empty((count, image_size, image_size, 3), dtype=np.uint8)
+    infos = []
     for i, label in enumerate(labels):
-        images[i] = _render(rng, classes[label], image_size)
-    return images, labels
+        images[i], info = _render(rng, classes[label], image_size)
+        infos.append(info)
+    if not details:
+        return images, labels
+    out = {"boxes": np.stack([info["box"] for info in infos]).astype(np.float32),
+           "shape": np.array([classes[label] for label in labels], dtype=str)}
+    for key in ("colour", "size", "background"):
+        out[key] = np.array([info[key] for info in infos], dtype=str)
+    return images, labels, out

@@ -4,7 +4,8 @@ Sources and their options (the recipe schema fills defaults; :func:`load_source`
 fills them too, so it can be called directly):
 
 ``digits``    {classes} -- scikit-learn's 1,797 real 8x8 handwritten digits, (N, 8, 8, 1), optionally a subset.
-``shapes``    {image_size, classes, count, seed} -- procedural RGB shapes (see shapes.py).
+``shapes``    {image_size, classes, count, seed} -- procedural RGB shapes (see shapes.py), with each
+              image's object box and attributes (colour, size, background).
 ``folder``    {path, on_bad_file: "skip"|"fail"} -- one sub-folder per class; file paths.
 ``tfrecord``  {path, image_key, label_key, text_key, class_names} -- encoded images in
               tf.train.Example records. ``path`` is a file, a directory (every
@@ -35,7 +36,7 @@ import unicodedata
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -91,16 +92,27 @@ class Examples:
 
     ``images`` is a uint8 (N, H, W, C) array, a list of image file paths, or a
     list of encoded image bytes; ``labels`` is int64 (N,).
+    ``attributes`` (sources that know them, e.g. shapes): attribute -> str array,
+    one value per image, for per-slice metrics. ``boxes``: float32 (N, 4) object
+    boxes [x0, y0, x1, y1] as fractions of the image side, or None.
     """
 
     images: Union[np.ndarray, list[str], list[bytes]]
     labels: np.ndarray
     class_names: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+    attributes: Optional[Mapping[str, np.ndarray]] = None
+    boxes: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.labels):
             raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
+        for name, values in (self.attributes or {}).items():
+            if len(values) != len(self.labels):
+                raise DataError(f"attribute {name!r} has {len(values)} values for {len(self.labels)} images")
+        if self.boxes is not None and np.shape(self.boxes) != (len(self.labels), 4):
+            raise DataError(f"boxes of shape {np.shape(self.boxes)} for {len(self.labels)} images; "
+                            "expected (N, 4)")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -147,11 +159,13 @@ def _load_shapes(opts: dict) -> Examples:
 
     classes = list(opts["classes"])
     try:
-        images, labels = generate_shapes(image_size=int(opts["image_size"]), classes=classes,
-                                         count=int(opts["count"]), seed=int(opts["seed"]))
+        images, labels, details = generate_shapes(image_size=int(opts["image_size"]), classes=classes,
+                                                  count=int(opts["count"]), seed=int(opts["seed"]), details=True)
     except ValueError as exc:
         raise DataError(f"shapes source: {exc}") from exc
-    return Examples(images, labels, tuple(classes))
+    # "shape" is the label itself: a slice of it would just be per-class accuracy.
+    attributes = {key: details[key] for key in ("colour", "size", "background")}
+    return Examples(images, labels, tuple(classes), attributes=attributes, boxes=details["boxes"])
 
 
 # --- folder ---------------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ def test_local_bench_writes_every_report(run_dir, tmp_path):
     report = run_bench(run_dir, local(), out_dir=out)
     assert report["complete"] and report["rows_failed"] == 0 and report["accuracy_on"] == "device"
     assert {p.name for p in out.iterdir()} == {"report.json", "report.csv", "report.md", "pareto.png",
-                                              "confusion-float32.png", "confusion-int8.png"}
+                                              "confusion-float32.png", "confusion-int8.png", "pr_curves.png",
+                                              "reliability-float32.png", "reliability-int8.png", "drift.json",
+                                              "drift.md", "drift.png"}
     saved = json.loads((out / "report.json").read_text())
     assert [r["variant"] for r in saved["rows"]] == ["float32", "float32", "int8", "int8"]
     assert [r["threads"] for r in saved["rows"]] == [1, 2, 1, 2]

@@ -157,6 +157,81 @@ def test_shapes_all_supported_and_bad_names():
         load_source("shapes", {"classes": ["circle", "blob"]})
 
 
+@pytest.fixture(scope="module")
+def shapes_with_masks():
+    """40 shapes images with details, and the mask each one was drawn with (recorded, not redrawn)."""
+    from edgecls.data import shapes
+
+    masks = []
+    original = shapes._mask
+
+    def recording(*args):
+        mask, radius = original(*args)
+        masks.append(mask)
+        return mask, radius
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shapes, "_mask", recording)
+        images, labels, details = shapes.generate_shapes(
+            image_size=32, classes=("circle", "star", "ring", "triangle"), count=40, seed=7, details=True)
+    return images, labels, details, np.stack(masks)
+
+
+def test_shapes_details_leave_the_images_alone(shapes_with_masks):
+    from edgecls.data.shapes import generate_shapes
+
+    images, labels, details, _ = shapes_with_masks
+    plain_images, plain_labels = generate_shapes(image_size=32, classes=("circle", "star", "ring", "triangle"),
+                                                 count=40, seed=7)
+    assert np.array_equal(images, plain_images) and np.array_equal(labels, plain_labels)
+    assert set(details) == {"boxes", "shape", "colour", "size", "background"}
+    assert list(details["shape"][:4]) == ["circle", "star", "ring", "triangle"]
+
+
+def test_shapes_boxes_are_tight_around_the_drawn_shape(shapes_with_masks):
+    _, _, details, masks = shapes_with_masks
+    boxes = details["boxes"]
+    assert boxes.dtype == np.float32 and boxes.shape == (40, 4)
+    assert (boxes >= 0).all() and (boxes <= 1).all()
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    for box, mask in zip(boxes, masks):
+        x0, y0, x1, y1 = np.rint(box * 32).astype(int)
+        inside = np.zeros_like(mask, bool)
+        inside[y0:y1, x0:x1] = True
+        covered = mask > 0.5
+        assert not (covered & ~inside).any()  # every shape pixel is in the box
+        # ...and the box is tight: its edge rows and columns hold shape pixels
+        assert covered[y0].any() and covered[y1 - 1].any() and covered[:, x0].any() and covered[:, x1 - 1].any()
+
+
+def test_shapes_attributes_are_named_from_what_was_drawn(shapes_with_masks):
+    from edgecls.data.shapes import BACKGROUNDS, COLOURS, SIZES, colour_name
+
+    images, _, details, masks = shapes_with_masks
+    assert set(details["colour"]) <= set(COLOURS) and len(set(details["colour"])) >= 4
+    assert set(details["size"]) == set(SIZES) and set(details["background"]) == set(BACKGROUNDS)
+    for rgb, name in (((250, 10, 10), "red"), ((250, 140, 0), "orange"), ((240, 230, 20), "yellow"),
+                      ((20, 200, 40), "green"), ((0, 220, 230), "cyan"), ((20, 40, 240), "blue"),
+                      ((140, 20, 230), "purple"), ((240, 60, 180), "pink"), ((120, 125, 130), "gray")):
+        assert colour_name(np.array(rgb)) == name
+    side = (details["boxes"][:, 2] - details["boxes"][:, 0] + details["boxes"][:, 3] - details["boxes"][:, 1]) / 2
+    by_size = [side[details["size"] == size].mean() for size in SIZES]
+    assert by_size[0] < by_size[1] < by_size[2]
+    luma = images.astype(np.float64) @ [0.299, 0.587, 0.114]
+    outside = np.array([lum[mask == 0].mean() for lum, mask in zip(luma, masks)])
+    agree = np.mean((outside >= 127.5) == (details["background"] == "light"))
+    assert agree >= 0.9, agree
+
+
+def test_shapes_source_exposes_attributes_and_boxes():
+    ex = load_source("shapes", {"image_size": 16, "classes": ["circle", "ring"], "count": 10, "seed": 1})
+    assert set(ex.attributes) == {"colour", "size", "background"}  # "shape" would repeat the label
+    assert all(v.shape == (10,) and v.dtype.kind == "U" for v in ex.attributes.values())
+    assert ex.boxes.shape == (10, 4) and ex.boxes.dtype == np.float32
+    digits = load_source("digits", {"classes": [0, 1]})
+    assert digits.attributes is None and digits.boxes is None
+
+
 def test_unknown_source_and_option():
     with pytest.raises(DataError, match="digits, shapes, folder, tfrecord, keras, tfds"):
         load_source("imagenet", {})
@@ -370,3 +445,7 @@ def test_examples_contract():
     assert len(ex) == 2 and ex.num_classes == 2 and ex.skipped == ()
     with pytest.raises(DataError):
         Examples([b"x"], np.array([0, 1]), ("a",))
+    with pytest.raises(DataError, match="attribute 'colour' has 1 values for 2 images"):
+        Examples(ex.images, ex.labels, ("a", "b"), attributes={"colour": np.array(["red"])})
+    with pytest.raises(DataError, match="boxes"):
+        Examples(ex.images, ex.labels, ("a", "b"), boxes=np.zeros((2, 3), np.float32))
