@@ -155,6 +155,9 @@ class DataConfig:
         if min(size) < 4 or max(size) > 2048:
             raise ValueError("image_size: must be between 4 and 2048 pixels")
         object.__setattr__(self, "image_size", tuple(size))
+        for key in ("hue", "saturation"):  # a gray image has neither: the setting would silently do nothing
+            if self.channels == 1 and getattr(self.augment, key):
+                raise ValueError(f"augment.{key}: colour shifts need channels: 3 (channels is 1)")
         for key in ("mean", "std"):
             if len(getattr(self.normalize, key)) not in (1, self.channels):
                 raise ValueError(f"normalize.{key}: needs 1 or {self.channels} values for {self.channels} channel(s)")

@@ -242,6 +242,12 @@ def test_recipe_from_dict_matches_the_file(write_recipe):
      "<dict>: data.splits.test: must be a finite number, got nan"),
     ({"name": "../x"}, "<dict>: name: must be a plain name"),
     ({"model": {"name": "mobilenetv2"}}, "<dict>: model.name: unknown model 'mobilenetv2'; did you mean 'mobilenet_v2'?"),
+    ({"data": {"source": "digits", "image_size": 8, "channels": 1, "augment": {"hue": 0.1}}},
+     "<dict>: data.augment.hue: colour shifts need channels: 3 (channels is 1)"),
+    ({"data": {"source": "digits", "image_size": 8, "augment": {"perspective": 0.5}}},
+     "<dict>: data.augment.perspective: must be < 0.5, got 0.5"),
+    ({"export": [{"name": "f", "mode": "float32", "calibrate": "platt"}]},
+     "<dict>: export[0].calibrate: must be one of 'none', 'temperature', got 'platt'"),
 ])
 def test_recipe_from_dict_errors_name_the_key(change, message):
     with pytest.raises(RecipeError) as info:
