@@ -8,6 +8,7 @@ The public API, a short list (like tensorflow-model-optimization's ``api/``)::
     trained = edgecls.train(recipe, "runs/quick")          # -> TrainRecord
     exported = edgecls.export("runs/quick")                # -> ExportRecord
     report = edgecls.bench("runs/quick", device="local")   # -> the bench report
+    index = edgecls.explain("runs/quick", ["img.png"])     # -> saliency panels and their agreement
     for row in edgecls.status("runs/quick"):               # done / stale (why) / missing / failed
         print(row.kind, row.name, row.state, row.why)
 
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # stages (each also a callable subpackage: see edgecls/api.py)
     "train": "edgecls.train", "compress": "edgecls.compress", "export": "edgecls.export",
-    "bench": "edgecls.bench", "run_all": "edgecls.api", "status": "edgecls.api",
+    "bench": "edgecls.bench", "explain": "edgecls.explain", "run_all": "edgecls.api", "status": "edgecls.api",
     # recipes and run directories
     "Recipe": "edgecls.recipe.schema", "Run": "edgecls.run",
     "TrainRecord": "edgecls.run", "StageRecord": "edgecls.run", "VariantRecord": "edgecls.run",
@@ -37,7 +38,7 @@ _EXPORTS = {
     "EdgeclsError": "edgecls.errors",
 }
 _RENAMED = {"create_model": "create"}
-_PACKAGES = {"train", "compress", "export", "bench"}
+_PACKAGES = {"train", "compress", "export", "bench", "explain"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -74,6 +74,21 @@ def bench(run, device="local", *, threads=None, runs: int | None = None, warmup:
     return run_bench(_run(run), device, threads=threads, runs=runs, warmup=warmup, out_dir=out_dir, plots=plots)
 
 
+def explain(run, inputs: Sequence, *, variants: Sequence[str] = (), method: str = "occlusion",
+            layer: str | None = None, out_dir=None, patch: int | None = None, stride: int | None = None) -> dict:
+    """Saliency maps of the run's models for image files and folders: a PNG panel and a JSON record per image.
+
+    ``method``: "occlusion" (every exported variant, or ``variants``, and the float model 'train') or
+    "gradcam" (Keras models: 'train', compress stages, or export variants meaning their Keras source).
+    Writes ``out_dir`` (default RUN/explain/) and returns its index.json: mean agreement with 'train' per
+    model, and the images that failed (``complete`` False).
+    """
+    from edgecls.explain.stage import explain as _explain
+
+    return _explain(_run(run), inputs, variants=variants, method=method, layer=layer, out_dir=out_dir,
+                    patch=patch, stride=stride)
+
+
 def status(run) -> list[StatusRow]:
     """Every stage, variant and bench report of a run: done, stale (and why), missing or failed."""
     return Run.open(_run(run).root).status()

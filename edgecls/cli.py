@@ -165,6 +165,40 @@ def _print_variants(report) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
+@click.option("--variants", "variants", multiple=True, metavar="float32,int8,...",
+              help="Models to explain [default: every exported variant (occlusion); train and every compress "
+                   "stage (gradcam)]. The float model 'train' is always the reference.")
+@click.option("--method", default="occlusion", show_default=True, metavar="occlusion|gradcam",
+              help="occlusion: any .tflite variant (and the float model); gradcam: Keras models only.")
+@click.option("--layer", default=None, metavar="NAME",
+              help="Grad-CAM's feature layer [default: the last feature map larger than 1x1].")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN_DIR/explain].")
+@click.option("--json", "as_json", is_flag=True, help="Print the index (index.json) as JSON.")
+def explain(run_dir: str, inputs: tuple[str, ...], variants: tuple[str, ...], method: str, layer: str | None,
+            out: str | None, as_json: bool) -> None:
+    """Saliency maps of RUN_DIR's models for images: a PNG panel and a JSON record per image, and how much each
+    model's map agrees with the float model's (Spearman rank correlation, IoU of the top 20 %)."""
+    from edgecls import api
+
+    index = api.explain(run_dir, inputs, variants=variants, method=method, layer=layer, out_dir=out)
+    if as_json:
+        click.echo(json.dumps(index, indent=2))
+    else:
+        click.echo(f"{'model':<16} {'kind':<7} {'source':<12} {'rank corr':>9} {'top20 IoU':>9} {'top-1 agree':>11}")
+        for name, v in index["variants"].items():
+            cells = [("-" if v[k] is None else f"{v[k]:.3f}") for k in ("rank_correlation", "top20_iou",
+                                                                          "top1_agreement")]
+            click.echo(f"{name:<16} {v['kind']:<7} {v['source']:<12} {cells[0]:>9} {cells[1]:>9} {cells[2]:>11}")
+        click.echo(f"{index['images']} image(s), {index['method']}: panels and records in {index['out_dir']}")
+    for failure in index["failed"]:  # one line each; the other images' outputs are written
+        click.echo(f"error: {failure['error']}", err=True)
+    if index["failed"]:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def status(run_dir: str, as_json: bool) -> None:
     """Every stage, variant and bench report of RUN_DIR: done, stale (and why), missing or failed.

@@ -137,7 +137,7 @@ def _write_atomic(path: str, write: Callable[[Any], None]) -> None:
             os.unlink(tmp)
 
 
-def _stem(path: str, used: set[str]) -> str:
+def unique_stem(path: str, used: set[str]) -> str:
     base = os.path.splitext(os.path.basename(path))[0] or "image"
     stem, n = base, 1
     while stem in used:  # a/cat.jpg and b/cat.png: cat, cat-2
@@ -193,7 +193,7 @@ def explain_paths(model: str, inputs: Sequence[str], *, patch: int | None = None
             print(f"error: {exc}", file=err)
             continue
         occ = occlusion_map(lambda x: clf.predict_pixels(x, 64), pixels, patch=patch, stride=stride)
-        stem = os.path.join(out_dir, _stem(path, used) + "-occlusion")
+        stem = os.path.join(out_dir, unique_stem(path, used) + "-occlusion")
         _write_atomic(stem + ".npy", lambda fh: np.save(fh, occ.heatmap))
         png = None
         if pil:
