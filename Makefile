@@ -37,10 +37,11 @@ SIDE_ENVS := .venv-rt-litert .venv-rt-tflite .venv-mediapipe
 side-envs: $(addsuffix /.installed,$(SIDE_ENVS))
 
 # The main job on built-in data: train the digits recipe, compress it, export every TFLite variant,
-# benchmark them here; ends with the accuracy/latency table and the Pareto plot's path.
+# benchmark them here (clean and under 6 corruptions x 3 severities); ends with the accuracy/latency table,
+# the Pareto plot's path and what compression changed besides top-1 (drift.md).
 # Stages already complete in runs/digits are kept (`make clean` starts over).
 demo: venv
-	$(VENV)/bin/edgecls run recipes/digits.yaml --device local
+	$(VENV)/bin/edgecls run recipes/digits.yaml --device local --corruptions all
 
 test: venv side-envs
 	$(PY) -m pytest

@@ -67,11 +67,15 @@ def export(run, *, variants: Sequence[str] = (), force: bool = False) -> ExportR
 
 
 def bench(run, device="local", *, threads=None, runs: int | None = None, warmup: int | None = None,
-          out_dir=None, plots: bool = True) -> dict:
-    """Score and time every exported variant on a device (a name in devices/, a path or a DeviceRecipe)."""
+          out_dir=None, plots: bool = True, corruptions=None, severities=None, explain_images: int = 8) -> dict:
+    """Score and time every exported variant on a device (a name in devices/, a path or a DeviceRecipe).
+
+    ``corruptions`` ("jpeg,contrast", "all" or a list) at ``severities`` (1..5, default 1,3,5) add accuracy on
+    corrupted test images; ``explain_images`` test images give the drift report's explanation agreement."""
     from edgecls.bench.run import run_bench
 
-    return run_bench(_run(run), device, threads=threads, runs=runs, warmup=warmup, out_dir=out_dir, plots=plots)
+    return run_bench(_run(run), device, threads=threads, runs=runs, warmup=warmup, out_dir=out_dir, plots=plots,
+                     corruptions=corruptions, severities=severities, explain_images=explain_images)
 
 
 def explain(run, inputs: Sequence, *, variants: Sequence[str] = (), method: str = "occlusion",
@@ -94,13 +98,17 @@ def status(run) -> list[StatusRow]:
     return Run.open(_run(run).root).status()
 
 
-def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str | None = "local"):
+def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str | None = "local",
+            **bench_options):
     """Train, compress, export and bench, skipping what is current; returns the bench report
-    (the ExportRecord with ``device=None``; the TrainRecord when the recipe exports nothing)."""
+    (the ExportRecord with ``device=None``; the TrainRecord when the recipe exports nothing).
+    ``bench_options``: :func:`bench`'s corruptions, severities, explain_images."""
+    from edgecls.bench.run import parse_quality
     from edgecls.flow import run_all as _run_all
 
     rec = _recipe(recipe, overrides)
-    return _run_all(rec, run_for(rec, run_dir), device=device)
+    parse_quality(**bench_options)  # a bad option is one line now, not after an hour of training
+    return _run_all(rec, run_for(rec, run_dir), device=device, **bench_options)
 
 
 def callable_package(module_name: str, function: str) -> None:

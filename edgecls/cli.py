@@ -74,6 +74,17 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
     _print_metrics(record.metrics, f"test metrics ({run.train_metrics}):")
 
 
+def _quality_options(f):
+    """What bench measures besides top-1 and latency (bench and run take the same options)."""
+    f = click.option("--explain-images", type=int, default=8, show_default=True, metavar="N",
+                     help="Test images whose occlusion maps give the drift report's explanation agreement (0: none).")(f)
+    f = click.option("--severities", default=None, metavar="1,3,5",
+                     help="Corruption severities, 1 to 5 [default with --corruptions: 1,3,5].")(f)
+    return click.option("--corruptions", default=None, metavar="NAME,...|all",
+                        help="Also score each variant on corrupted test images (ImageNet-C): gaussian_noise, "
+                             "gaussian_blur, jpeg, brightness, contrast, pixelate.")(f)
+
+
 @cli.command()
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--device", default="local", show_default=True, help="Device recipe: a name in devices/ or a path.")
@@ -83,8 +94,9 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report folder [default: RUN_DIR/bench/<device>].")
 @click.option("--compare", "compare", multiple=True, type=click.Path(), metavar="DIR",
               help="Merge bench/<device> reports (repeat, or list after the flag) into one table and plot.")
+@_quality_options
 @click.argument("more", nargs=-1, type=click.Path())
-def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
+def bench(run_dir, device, threads, runs, warmup, out, compare, more, corruptions, severities, explain_images) -> None:
     """Score every exported variant of RUN_DIR for accuracy and latency on a device; table, CSV, Pareto plot."""
     from edgecls import api
     from edgecls.bench import compare_reports, format_table
@@ -95,7 +107,8 @@ def bench(run_dir, device, threads, runs, warmup, out, compare, more) -> None:
         return
     if not run_dir or more:
         raise UsageError("usage: edgecls bench RUN_DIR --device NAME, or edgecls bench --compare DIR DIR...")
-    _show_bench(api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out))
+    _show_bench(api.bench(run_dir, device, threads=threads, runs=runs, warmup=warmup, out_dir=out,
+                          corruptions=corruptions, severities=severities, explain_images=explain_images))
 
 
 def _show_bench(report: dict) -> None:
@@ -107,6 +120,12 @@ def _show_bench(report: dict) -> None:
     plot = (f"plot: {report['out_dir']}/{plots['pareto']}" if plots.get("pareto") else
             f"no plot: {plots.get('skipped') or 'no row was measured'}")
     click.echo(f"report: {report['out_dir']}/report.json; {plot}")
+    if (report.get("drift") or {}).get("comparisons"):
+        from edgecls.bench.drift import drift_summary
+
+        click.echo(f"What compression changed besides top-1 ({report['out_dir']}/drift.md):")
+        for line in drift_summary(report["drift"]):
+            click.echo(f"  {line}")
     if not report["complete"]:
         raise EdgeclsError(f"{report['rows_failed']} of {report['rows_total']} rows failed; "
                            "the status column says why")
@@ -118,11 +137,14 @@ def _show_bench(report: dict) -> None:
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
 @click.option("--device", default="local", show_default=True,
               help="Device recipe (name in devices/ or a path) to benchmark on; 'none' stops after export.")
-def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device: str) -> None:
+@_quality_options
+def run_cmd(recipe: str, overrides: tuple[str, ...], run_dir: str | None, device: str, corruptions, severities,
+            explain_images) -> None:
     """Train, compress, export and benchmark RECIPE, skipping stages that are already complete."""
     from edgecls import api
 
-    report = api.run_all(recipe, run_dir, overrides=overrides, device=None if device == "none" else device)
+    report = api.run_all(recipe, run_dir, overrides=overrides, device=None if device == "none" else device,
+                         corruptions=corruptions, severities=severities, explain_images=explain_images)
     if isinstance(report, dict):
         _show_bench(report)
     elif hasattr(report, "variants"):

@@ -16,7 +16,7 @@ from edgecls.run import Run
 log = logging.getLogger("edgecls")
 
 
-def run_all(recipe: Recipe, run: Run, *, device: str | None = "local"):
+def run_all(recipe: Recipe, run: Run, *, device: str | None = "local", **bench_options):
     """Run every stage the recipe has; returns the bench report (the ExportRecord without a device)."""
     from edgecls.train.strategy import writes_run
 
@@ -34,4 +34,4 @@ def run_all(recipe: Recipe, run: Run, *, device: str | None = "local"):
         if not device:
             return exported
         log.info("== bench on %s", device)
-        return api.bench(run, device)
+        return api.bench(run, device, **bench_options)

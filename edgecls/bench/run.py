@@ -82,6 +82,9 @@ def _missing_reason(path: Path, run: Run, suffix: str) -> str:
     return f"model: {rel} not found (run edgecls export again)"
 
 
+DEFAULT_SEVERITIES = (1, 3, 5)  # light, middle and heavy damage of ImageNet-C's five
+
+
 @dataclass(frozen=True)
 class Quality:
     """What bench measures besides top-1 and latency: corrupted copies of the test split (on the device) and
@@ -92,7 +95,7 @@ class Quality:
     explain_images: int = 8
 
 
-def parse_quality(corruptions: str | Sequence[str] | None, severities: str | Sequence[int] | None,
+def parse_quality(corruptions: str | Sequence[str] | None = None, severities: str | Sequence[int] | None = None,
                   explain_images: int = 8) -> Quality:
     """--corruptions/--severities as a Quality (UsageError, one line, for unknown names or severities)."""
     from edgecls.runtime.corruptions import parse_corruptions, parse_severities
@@ -101,8 +104,12 @@ def parse_quality(corruptions: str | Sequence[str] | None, severities: str | Seq
         if corruptions else ()
     if severities is not None and not names:
         raise UsageError("--severities needs --corruptions (which corruptions to apply at those severities)")
-    levels = parse_severities(severities if isinstance(severities, str) or severities is None
-                              else ",".join(map(str, severities))) if names else ()
+    if not names:
+        levels = ()
+    elif severities is None:
+        levels = DEFAULT_SEVERITIES
+    else:
+        levels = parse_severities(severities if isinstance(severities, str) else ",".join(map(str, severities)))
     if not 0 <= int(explain_images) <= 10_000:
         raise UsageError(f"--explain-images takes 0 to 10000 test images, got {explain_images}")
     return Quality(names, levels, int(explain_images))

@@ -95,3 +95,13 @@ def test_bad_corruption_options_are_one_line_before_any_work(run_dir, tmp_path, 
         run_bench(run_dir, local(), out_dir=tmp_path / "x", **kw)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_cli_refuses_a_bad_severity_in_one_line_and_keeps_the_report(report, run_dir):
+    """`edgecls bench --corruptions ... --severities 7`: exit 2, one line, and the earlier report untouched."""
+    _, out = report
+    before = (out / "report.json").read_bytes()
+    res = run_cli("bench", str(run_dir), "--out", str(out), "--corruptions", "jpeg", "--severities", "1,7")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "--severities" in res.stderr and "7" in res.stderr
+    assert (out / "report.json").read_bytes() == before
