@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from edgecls import fileio
 from edgecls.errors import EdgeclsError, StageError
@@ -190,6 +190,9 @@ class VariantRecord(_Record):
     float_ops: list = field(default_factory=list)
     ops: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # calibrate: temperature -> {"method", "temperature", "fitted_on", "fitted_to", "images", "ece_before",
+    # "ece_before_of", "ece_after"} (edgecls.export.stage.calibration_record); None for calibrate: none.
+    calibration: Optional[dict] = None
 
 
 @dataclass
@@ -394,6 +397,11 @@ class Run:
         return self.export / f"{check_name(name, 'export variant')}.tflite"
 
     # bench/
+    @property
+    def explain(self) -> Path:
+        """Where `edgecls explain` writes its panels and records by default."""
+        return self.root / "explain"
+
     def bench(self, device: str) -> Path:
         return self.root / "bench" / check_name(device, "device")
 

@@ -30,6 +30,10 @@ def test_readme_python_example_runs(tmp_path):
     assert accuracy > 0.8  # 3 epochs of the digits CNN
     int8 = re.search(r"int8 +[0-9,]+ bytes  accuracy ([0-9.]+)  agreement ([0-9.]+)", out)
     assert int8 and abs(float(int8.group(1)) - accuracy) < 0.03 and float(int8.group(2)) > 0.95
-    assert re.search(r"int8 +threads 1  p50 [0-9.]+ ms  ok", out)
+    row = re.search(r"int8 +threads 1  p50 [0-9.]+ ms  mAP ([0-9.]+)  corrupted ([0-9.]+)  ok", out)
+    assert row and 0.8 < float(row.group(1)) <= 1 and 0.1 < float(row.group(2)) < accuracy + 0.05
+    drift = re.search(r"int8 vs float32: ECE [-+][0-9.]+, explanations agree \(rho\) ([-0-9.]+)", out)
+    assert drift and float(drift.group(1)) > 0.5  # int8 looks where float32 looks
     assert "train train done" in out and "variant int8 done" in out and "bench local done" in out
     assert re.search(r"first test image: \d", out)
+    assert "'train': 1.0" in out and (tmp_path / "runs/api-demo/explain/first.png").is_file()

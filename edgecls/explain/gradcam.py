@@ -29,16 +29,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgecls.errors import UsageError
+from edgecls.models.heads import softmax_logits, unwrap
 
 CANDIDATES_SHOWN = 6  # feature layers named in the error for an unknown --layer
 # Layers that only resample or mask a feature map; the default map is the last conv-like one before them, at
 # the finer resolution (Grad-CAM uses the last convolutional features, not the pooled ones).
 RESAMPLING = ("Pooling2D", "Padding2D", "Cropping2D", "Dropout", "Dropout2D", "UpSampling2D")
-
-
-def _inner(layer: Any) -> Any:
-    """The layer a tfmot wrapper (QAT, pruning, clustering) wraps, else the layer itself."""
-    return getattr(layer, "layer", layer)
 
 
 def _rank(layer: Any) -> int | None:
@@ -64,14 +60,14 @@ def pick_layer(model: Any, name: str | None = None) -> Any:
     if not layers:
         raise UsageError(f"model '{model.name}' has no layer with a 4-D (feature map) output; Grad-CAM needs one")
     if name is None:
-        conv_like = [layer for layer in layers if not type(_inner(layer)).__name__.endswith(RESAMPLING)]
+        conv_like = [layer for layer in layers if not type(unwrap(layer)).__name__.endswith(RESAMPLING)]
         spatial = [layer for layer in conv_like if any(s is None or s > 1 for s in layer.output_shape[1:3])]
         return (spatial or conv_like or layers)[-1]
     for layer in layers:
-        if name in (layer.name, _inner(layer).name):
+        if name in (layer.name, unwrap(layer).name):
             return layer
     shown = ", ".join(layer.name for layer in layers[-CANDIDATES_SHOWN:])
-    other = next((layer for layer in model.layers if name in (layer.name, _inner(layer).name)), None)
+    other = next((layer for layer in model.layers if name in (layer.name, unwrap(layer).name)), None)
     why = (f"layer '{name}' of model '{model.name}' has no 4-D feature map output" if other is not None else
            f"model '{model.name}' has no layer named '{name}'")
     raise UsageError(f"--layer: {why}; feature layers (last {min(len(layers), CANDIDATES_SHOWN)} of "
@@ -80,16 +76,8 @@ def pick_layer(model: Any, name: str | None = None) -> Any:
 
 def score_tensor(model: Any) -> tuple[Any, str]:
     """(the tensor whose entry c is class c's score, "logits" or "probability")."""
-    from edgecls._tf import keras
-
-    out = model.outputs[0]
-    layer = out._keras_history.layer  # the layer that made the output
-    inner = _inner(layer)
-    activation = getattr(getattr(inner, "activation", None), "__name__", "")
-    if isinstance(inner, keras.layers.Softmax) or (isinstance(inner, keras.layers.Activation)
-                                                    and activation == "softmax"):
-        return layer.input, "logits"
-    return out, "probability"
+    logits = softmax_logits(model)
+    return (logits, "logits") if logits is not None else (model.outputs[0], "probability")
 
 
 _FAKE_QUANT_OPS = ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel")

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecls._tf import keras, quiet_native_stderr, tf
 from edgecls.errors import EdgeclsError, first_line
+from edgecls.models.heads import output_layer, softmax_logits, unwrap
 
 log = logging.getLogger("edgecls.export")
 
@@ -48,6 +49,37 @@ def with_pixel_input(model, *, channels: int, mean: Sequence[float], std: Sequen
     x = norm(x)
     norm.set_weights([scale.reshape(1, 1, channels, 1), offset])
     return keras.Model(pixels, model(x), name=f"{model.name}_pixels")
+
+
+def with_temperature(model, temperature: float):
+    """``model`` with its softmax taken over logits / ``temperature``: calibrated probabilities in the graph.
+
+    The logits are the input of the final softmax layer (edgecls models end in
+    ``Activation("softmax", name="probs")``, QAT-wrapped or not; a ``Softmax`` layer
+    works too); a final Dense with a softmax activation is split into a linear copy of
+    itself and a softmax. The division is a built-in ``Rescaling``, not a Lambda (this
+    graph is only converted, never saved): one MUL, which the converter folds into the
+    logits' FULLY_CONNECTED for float and post-training int8 models (a QAT model keeps an
+    int8 MUL). ExportError when the model does not end in a softmax: no logits to scale.
+    """
+    t = float(temperature)
+    if not (np.isfinite(t) and t > 0):
+        raise ExportError(f"temperature must be a finite number > 0, got {temperature!r}")
+    layer = output_layer(model)
+    inner = unwrap(layer)
+    activation = getattr(getattr(inner, "activation", None), "__name__", "")
+    logits = softmax_logits(model)
+    if logits is None and isinstance(inner, keras.layers.Dense) and activation == "softmax" and inner is layer:
+        config = dict(inner.get_config(), activation="linear", name=f"{inner.name}_logits")
+        dense = keras.layers.Dense.from_config(config)
+        logits = dense(layer.input)
+        dense.set_weights(inner.get_weights())
+    elif logits is None:
+        raise ExportError(f"calibrate: temperature needs a model that ends in a softmax; '{model.name}' ends in "
+                          f"{type(inner).__name__} '{inner.name}'")
+    scaled = keras.layers.Rescaling(1.0 / t, name="temperature")(logits)
+    probs = keras.layers.Activation("softmax", dtype="float32", name="calibrated_probs")(scaled)
+    return keras.Model(model.inputs, probs, name=f"{model.name}_calibrated")
 
 
 def _representative(samples: np.ndarray):
