@@ -153,15 +153,20 @@ def _binary_pr(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     return tp / predicted, tp / tp[-1]
 
 
-def _one_vs_rest(y_true: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+def _scored(y_true: Any, probs: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and finite (N, K) scores, checked; ``what`` names the metric in the error."""
     t = _labels(y_true, "y_true")
     p = _probs(probs, t.size)
     if t.size == 0:
-        raise ValueError("precision-recall metrics need at least one example")
+        raise ValueError(f"{what} needs at least one example")
     if not np.all(np.isfinite(p)):
         raise ValueError("probs must be finite")
     _check_range(t, p.shape[1], "y_true")
     return t, p
+
+
+def _one_vs_rest(y_true: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+    return _scored(y_true, probs, "precision-recall metrics")
 
 
 def average_precision(y_true: Any, probs: Any) -> np.ndarray:
@@ -253,13 +258,7 @@ def fit_temperature(y_true: Any, probs: Any, *, lo: float = 0.05, hi: float = 20
     log T, so a golden-section search on log T finds the global minimum: deterministic,
     no gradients, and even steps across [0.05, 20] in ratio rather than in absolute size.
     """
-    t = _labels(y_true, "y_true")
-    p = _probs(probs, t.size)
-    if t.size == 0:
-        raise ValueError("fit_temperature needs at least one example")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("probs must be finite")
-    _check_range(t, p.shape[1], "y_true")
+    t, p = _scored(y_true, probs, "fit_temperature")
     lo, hi = _check_temperature(lo, "lo"), _check_temperature(hi, "hi")
     if lo >= hi:
         raise ValueError(f"lo must be below hi, got lo={lo} and hi={hi}")
