@@ -177,12 +177,16 @@ def export_cmd(run_dir: str, variants: tuple[str, ...], force: bool) -> None:
 
 
 def _print_variants(report) -> None:
+    calibrated = any(e.calibration for e in report.variants)
     click.echo(f"{'variant':<16} {'mode':<8} {'source':<12} {'size':>9} {'gzip':>9} {'accuracy':>8} "
-               f"{'agree':>6} {'max|diff|':>9} {'int-only':>8}  io")
+               f"{'agree':>6} {'max|diff|':>9} {'int-only':>8}  io" + ("  calibration" if calibrated else ""))
     for e in report.variants:
+        cal = e.calibration or {}
+        note = (f"  T {cal['temperature']:.4g}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
+                if cal.get("temperature") is not None else "")
         click.echo(f"{e.name:<16} {e.mode:<8} {e.source:<12} {e.size_bytes:>9,} {e.gzip_bytes:>9,} "
                    f"{e.accuracy:>8.4f} {e.top1_agreement:>6.3f} {e.max_abs_diff:>9.4f} "
-                   f"{'yes' if e.fully_integer else 'no':>8}  {e.input_dtype}/{e.output_dtype}")
+                   f"{'yes' if e.fully_integer else 'no':>8}  {e.input_dtype}/{e.output_dtype}{note}")
 
 
 @cli.command()
