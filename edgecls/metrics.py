@@ -371,8 +371,11 @@ def top_region_iou(a: Any, b: Any, fraction: float = 0.2) -> float:
     """IoU of the top-``fraction`` regions of two equally shaped maps.
 
     A map's region is every pixel at least as large as its k-th largest value,
-    k = max(1, round(fraction * size)). Ties at that value are all kept, so a flat map's
-    region is the whole map rather than whichever pixels a sort happens to list first.
+    k = max(1, round(fraction * size)), and above the map's minimum. Ties at the threshold
+    are all kept (no pixel is picked by sort order), but the floor is never part of the region:
+    a Grad-CAM map after its ReLU, or an int8 model's occlusion map, is mostly exactly its
+    minimum, and counting that floor would make two maps with disjoint peaks agree. A flat map
+    has no region, and an empty region agrees with nothing (0.0, as rank_correlation gives).
     """
     try:
         f = float(fraction)
@@ -384,10 +387,11 @@ def top_region_iou(a: Any, b: Any, fraction: float = 0.2) -> float:
     k = max(1, int(round(f * x.size)))
 
     def region(m: np.ndarray) -> np.ndarray:
-        return m >= np.partition(m, m.size - k)[m.size - k]
+        return (m >= np.partition(m, m.size - k)[m.size - k]) & (m > m.min())
 
     rx, ry = region(x), region(y)
-    return float(np.sum(rx & ry) / np.sum(rx | ry))
+    union = np.sum(rx | ry)
+    return float(np.sum(rx & ry) / union) if union else 0.0
 
 
 # Above this many classes a per-class curve list outweighs its use (the macro curve stays).

@@ -378,8 +378,13 @@ def test_top_region_iou() -> None:
     assert metrics.top_region_iou(a, a) == 1.0
     assert metrics.top_region_iou(a, a[::-1]) == 0.0  # top 2: {8, 9} against {0, 1}
     assert metrics.top_region_iou(a, np.roll(a, -1)) == pytest.approx(1 / 3)  # {8, 9} against {7, 8}
-    assert metrics.top_region_iou(a, np.zeros(10)) == pytest.approx(0.2)  # a flat map's region is all of it
-    assert metrics.top_region_iou(a, a[::-1], fraction=1.0) == 1.0
+    assert metrics.top_region_iou(a, np.zeros(10)) == 0.0  # a flat map has no region
+    assert metrics.top_region_iou(np.zeros(10), np.zeros(10)) == 0.0
+    assert metrics.top_region_iou(a, a[::-1], fraction=1.0) == pytest.approx(8 / 10)  # the floor is never in it
+    # Mostly-floor maps (ReLU'd Grad-CAM, int8 occlusion) with disjoint peaks do not agree.
+    p, q = np.zeros((10, 10)), np.zeros((10, 10))
+    p[:3, :3], q[7:, 7:] = 1, 1
+    assert metrics.top_region_iou(p, q) == 0.0 and metrics.top_region_iou(p, p) == 1.0
     rng = np.random.default_rng(10)
     m = rng.random((16, 16))
     assert metrics.top_region_iou(m, m * 3 + 1) == 1.0

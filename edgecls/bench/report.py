@@ -78,7 +78,8 @@ def _ms(value) -> str:
 
 # Quality columns shown only when some row has the figure (a benchmark without --corruptions has no
 # corruption accuracy; a test split without slices has no gap): heading, row key.
-_OPTIONAL = (("corr. acc", "mean_corruption_accuracy"), ("slice gap", "worst_slice_gap"))
+_OPTIONAL = (("corr. acc", "mean_corruption_accuracy"), ("corr. drop", "corruption_drop"),
+             ("slice gap", "worst_slice_gap"))
 
 
 def table_rows(rows: list[dict], *, with_device: bool = False) -> tuple[list[str], list[list[str]]]:

@@ -194,14 +194,19 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
         "warmup": warmup, "test_images": split.size, "class_names": list(split.class_names),
         "accuracy_on": "device" if runner.evaluates_on_device else "host",
         "corruptions": {"names": list(quality.corruptions), "severities": list(quality.severities)},
+        # The quality figures (PR, reliability, slices, corruptions, drift) compare variants on one delegate,
+        # the device's first: across delegates they would measure the delegate, not the compression.
+        "quality_delegate": dev.delegates[0] if runner.evaluates_on_device else "xnnpack",
         **summarize(rows), "rows": rows, "evaluations": evaluations,
     }
-    variants = [e.to_json() for e in entries]
+    # References are looked up among all exported variants: a device that times only *int8* says the float32
+    # exists but was not measured here, rather than that there is none.
+    variants = [v.to_json() for v in run.exported().variants]
     # Explanations run on this host, on the plain .tflite files (a device's own build, e.g. _edgetpu, may not).
     host_models = {e.name: run.root / e.path for e in entries if (run.root / e.path).is_file()}
-    report["drift"] = drift.drift_report(evaluations, variants, agreement=_agreement(
+    report["drift"] = drift.drift_report(quality_evaluations(report), variants, agreement=_agreement(
         host_models, variants, split.path, quality.explain_images))
-    report["plots"] = _plots(out, report) if plots else {"skipped": "plots=False"}
+    report["plots"] = _plots(out, report) if plots else _drop_plots(out, "plots=False")
     _write_quality(out, report, variants)
     write_report(out, report)
     report["out_dir"] = str(out)
@@ -307,6 +312,24 @@ def _agreement(models: dict[str, Path], variants: list[dict], split: Path, image
 _QUALITY_FILES = ("drift.json", "drift.md", "slices.md")
 
 
+def quality_evaluations(report: dict) -> list[dict]:
+    """The evaluations the quality figures compare: one per variant, on the report's quality delegate."""
+    wanted = report.get("quality_delegate")
+    return [ev for ev in report["evaluations"] if wanted is None or ev.get("delegate") == wanted]
+
+
+_PLOTS = ("pareto.png", "confusion-*.png", "reliability-*.png", "pr_curves.png", "slices.png", "corruptions.png",
+          "drift.png")
+
+
+def _drop_plots(out: Path, why: str) -> dict:
+    """No plots this time: remove the earlier report's, which would pass for this one's."""
+    for pattern in _PLOTS:
+        for path in out.glob(pattern):
+            path.unlink()
+    return {"skipped": why}
+
+
 def _write_quality(out: Path, report: dict, variants: list[dict]) -> None:
     """drift.json and drift.md always; slices.md when the test split has slices; older files removed."""
     from edgecls.bench.quality import slices_markdown
@@ -316,9 +339,10 @@ def _write_quality(out: Path, report: dict, variants: list[dict]) -> None:
                                            "created": report["created"], "made_from": report["made_from"],
                                            **report["drift"]})
     fileio.write_text(out / "drift.md", drift.drift_markdown(report["drift"], report["class_names"]))
-    if any(ev.get("slices") for ev in report["evaluations"]):
+    evaluations = quality_evaluations(report)
+    if any(ev.get("slices") for ev in evaluations):
         refs = {v["name"]: r for v in variants if (r := drift.reference_for(v, variants))}
-        fileio.write_text(out / "slices.md", slices_markdown(report["evaluations"], reference=refs))
+        fileio.write_text(out / "slices.md", slices_markdown(evaluations, reference=refs))
         written.add("slices.md")
     for name in _QUALITY_FILES:
         if name not in written and (out / name).exists():
@@ -329,7 +353,7 @@ def _plots(out: Path, report: dict) -> dict:
     try:
         from edgecls.bench.plots import confusion_plot, pareto_plot
     except ImportError as err:  # pragma: no cover - matplotlib is in edgecls[plot]
-        return plots_skipped(err)
+        return _drop_plots(out, plots_skipped(err)["skipped"])
     result: dict = {"confusion": {}}
     try:
         result.update(_quality_plots(out, report))
@@ -351,7 +375,7 @@ def _plots(out: Path, report: dict) -> dict:
             if stale.name not in wanted:
                 stale.unlink()
     except ImportError as err:
-        return plots_skipped(err)
+        return _drop_plots(out, plots_skipped(err)["skipped"])
     return result
 
 
@@ -359,7 +383,7 @@ def _quality_plots(out: Path, report: dict) -> dict:
     """PR curves, reliability diagrams, slices, corruptions and drift as PNGs (each only when measured)."""
     from edgecls.bench import quality
 
-    evaluations, where = report["evaluations"], f"on {report['device']}"
+    evaluations, where = quality_evaluations(report), f"on {report['device']}"
     made: dict = {"reliability": {}}
     figures = {
         "pr_curves": lambda p: quality.pr_curves_plot(evaluations, report["class_names"], p,

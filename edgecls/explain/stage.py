@@ -294,7 +294,8 @@ def _explain_files(explainer: Explainer, paths: list[str], out: Path) -> dict:
                               **_means(totals[c.name])} for c in cols},
         "outputs": outputs,
     }
-    fileio.write_json(out / f"{INDEX}.json", index)
+    if outputs:  # when every image failed, the earlier index (and its panels) stays as it was
+        fileio.write_json(out / f"{INDEX}.json", index)
     return index
 
 

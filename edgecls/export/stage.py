@@ -78,6 +78,8 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         else:
             log.info("export: %s is done; --force converts it again", v.name)
     if not todo and run.test_split.is_file() and old is not None:
+        if recipe.data.slices:
+            _refresh_slices(recipe, run)
         _refuse(blocked, run)
         return old
 
@@ -137,6 +139,22 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         fileio.write_json(run.export_json, report.to_json())
     _refuse(blocked, run)
     return report
+
+
+def _refresh_slices(recipe: Recipe, run: Run) -> None:
+    """A slice CSV edited in place (same path, so every variant is current): its groups go into test.npz,
+    whose new hash then makes earlier bench reports stale, instead of old groups passing as current."""
+    from edgecls.data.run_data import load_run_data
+
+    fresh = load_run_data(recipe, run).test_annotations()
+    with np.load(run.test_split, allow_pickle=False) as npz:
+        saved = {k: npz[k] for k in npz.files}
+    kept = {k: v for k, v in saved.items() if not k.startswith("slice_") and k != "boxes"}
+    if set(fresh) == set(saved) - set(kept) and all(np.array_equal(fresh[k], saved[k]) for k in fresh):
+        return
+    with fileio.atomic_path(run.test_split, suffix=".npz") as tmp:
+        np.savez(tmp, **kept, **fresh)
+    log.info("export: %s changed since test.npz was written; its slices are updated", recipe.data.slices)
 
 
 def _refuse(blocked: list[str], run: Run) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple, Sequence, TextIO
 
 import numpy as np
 
-from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, UsageError
+from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, RuntimeModelError, UsageError
 from edgecls.runtime.options import check_int
 
 
@@ -73,12 +73,21 @@ def occlusion_map(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray
     boxes = [(y, x) for y in _positions(h, patch, stride) for x in _positions(w, patch, stride)]
     total = np.zeros((h, w), np.float64)
     count = np.zeros((h, w), np.float64)
-    for start in range(0, len(boxes), batch):
+    start = 0
+    while start < len(boxes):
         chunk = boxes[start:start + batch]
+        start += len(chunk)
         copies = np.repeat(img[None], len(chunk), axis=0)
         for i, (y, x) in enumerate(chunk):
             copies[i, y:y + patch, x:x + patch] = fill
-        drops = score - np.asarray(predict(copies))[:, target]
+        try:
+            probs = np.asarray(predict(copies))
+        except RuntimeModelError:
+            if len(copies) == 1:
+                raise
+            batch = 1  # a model whose batch cannot grow (a fixed Reshape): one copy per invoke, as eval does
+            probs = np.concatenate([np.asarray(predict(c[None])) for c in copies])
+        drops = score - probs[:, target]
         for (y, x), drop in zip(chunk, drops):
             total[y:y + patch, x:x + patch] += drop
             count[y:y + patch, x:x + patch] += 1

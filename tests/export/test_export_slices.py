@@ -73,3 +73,19 @@ def test_a_csv_naming_an_unknown_image_is_one_line_and_keeps_the_export(sliced):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "groups.csv:3: index 99999" in errors[0], res.stderr  # progress lines aside
     assert {p.name: p.read_bytes() for p in (run / "export").iterdir()} == before
+
+
+def test_a_csv_edited_in_place_reaches_test_npz(sliced, tmp_path):
+    """Same path, new groups: every variant stays current, but test.npz gets the new slices (and a new hash)."""
+    run, root = sliced
+    csv = root / "groups.csv"
+    old_csv, old_npz = csv.read_text(), (run / "export" / "test.npz").read_bytes()
+    try:
+        csv.write_text("index,parity\n" + "".join(f"{i},{'low' if i < 900 else 'high'}\n" for i in range(1797)))
+        res = run_cli("export", str(run))
+        assert res.returncode == 0 and "its slices are updated" in res.stderr, res.stderr[-2000:]
+        with np.load(run / "export" / "test.npz", allow_pickle=False) as npz:
+            assert set(npz["slice_parity"]) == {"low", "high"}
+    finally:
+        csv.write_text(old_csv)
+        (run / "export" / "test.npz").write_bytes(old_npz)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgecls.errors import UsageError
-from edgecls.runtime.errors import ImageError
+from edgecls.runtime.errors import ImageError, RuntimeModelError
 from edgecls.runtime.explain import occlusion_map, overlay, panel
 from tests.runtime.conftest import INNER, run_runtime
 
@@ -81,6 +81,15 @@ def test_occlusion_with_a_numpy_predict_defaults_and_batches():
     assert occ.heatmap[:10].max() == 0 and occ.heatmap[-5:].max() == 0  # rows whose patches miss the box
     other = occlusion_map(predict, img, target=1, patch=4, stride=4)
     assert other.target == 1 and other.heatmap.max() <= 1e-7 < -other.heatmap.min()  # hiding helps class 1
+
+    def one_at_a_time(x):  # a model whose batch cannot grow (a fixed Reshape): the interpreter refuses
+        if len(x) > 1:
+            raise RuntimeModelError("cannot resize the input to a batch")
+        return predict(x)
+
+    calls.clear()
+    single = occlusion_map(one_at_a_time, img, batch=7)
+    assert np.array_equal(single.heatmap, occ.heatmap) and calls.count(7) == 0 and set(calls) == {1}
 
 
 def test_bad_arguments():
