@@ -23,7 +23,9 @@ def test_bench_then_compare(run_dir, tmp_path):
                   "--out", str(tmp_path / "here"))
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:3] == ["variant", "delegate", "thr"] and len(lines) == 4  # header, 2 rows, report:
+    # header, 2 rows, report:, then what int8 changed against float32 (a heading and one line)
+    assert lines[0].split()[:3] == ["variant", "delegate", "thr"] and len(lines) == 6, lines
+    assert lines[4].startswith("What compression changed besides top-1") and lines[5].startswith("  int8 vs float32:")
     assert "bench: [1/4] float32: accuracy" in res.stderr  # progress, then the table
     report = json.loads((tmp_path / "here" / "report.json").read_text())
     assert report["threads"] == [1] and report["runs"] == 15 and report["warmup"] == 3
