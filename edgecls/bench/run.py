@@ -82,9 +82,6 @@ def _missing_reason(path: Path, run: Run, suffix: str) -> str:
     return f"model: {rel} not found (run edgecls export again)"
 
 
-DEFAULT_SEVERITIES = (1, 3, 5)  # light, middle and heavy damage of ImageNet-C's five
-
-
 @dataclass(frozen=True)
 class Quality:
     """What bench measures besides top-1 and latency: corrupted copies of the test split (on the device) and
@@ -98,7 +95,7 @@ class Quality:
 def parse_quality(corruptions: str | Sequence[str] | None = None, severities: str | Sequence[int] | None = None,
                   explain_images: int = 8) -> Quality:
     """--corruptions/--severities as a Quality (UsageError, one line, for unknown names or severities)."""
-    from edgecls.runtime.corruptions import parse_corruptions, parse_severities
+    from edgecls.runtime.corruptions import DEFAULT_SEVERITIES, parse_corruptions, parse_severities
 
     names = parse_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions)) \
         if corruptions else ()

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
+from edgecls.runtime.corruptions import DEFAULT_SEVERITIES
 from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, UsageError
 from edgecls.runtime.options import (BACKEND, CLASSIFY, DELEGATE, LABELS, MODEL_OPTIONS, PREPROCESSING, THREADS,
                                      VERBOSE, Option, check_int, resolve)
@@ -263,7 +264,7 @@ TABLES: dict[str, tuple[Option, ...]] = {
              Option("--corruptions", "corruptions", "also the accuracy under these corruptions (ImageNet-C): "
                     "gaussian_noise,gaussian_blur,jpeg,brightness,contrast,pixelate or all", metavar="A,B"),
              Option("--severities", "severities", "with --corruptions: severities 1 to 5", metavar="1,3,5",
-                    default="1,3,5"),
+                    default=",".join(map(str, DEFAULT_SEVERITIES))),
              EVAL_THREADS, BACKEND, DELEGATE, VERBOSE),
     "explain": (Option("--patch", "patch", "occluding square's side in pixels of the model's input", kind="int",
                        low=1, metavar="N", default_text="min(H, W) / 6"),
@@ -359,14 +360,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not quiet:
         os.environ["EDGECLS_TF_LOGS"] = "1"  # quiet_native_stderr() then shows the native log lines
     model_opts = {k: opts.get(k) for k in ("threads", "backend", "delegate")}
+    pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft") if k in opts}  # explain, info
     if args.command == "bench":
         result = bench(args.model, runs=opts["runs"], warmup=opts["warmup"], batch=opts["batch"], quiet=quiet,
                        **model_opts)
         return _show(result, args.json, _print_bench, out)
     if args.command == "eval":
-        from edgecls.runtime.evaluate import evaluate, print_summary
-
         from edgecls.runtime.corruptions import parse_corruptions, parse_severities
+        from edgecls.runtime.evaluate import evaluate, print_summary
 
         corruptions = parse_corruptions(opts["corruptions"]) if opts["corruptions"] else ()
         severities = parse_severities(opts["severities"])  # checked even alone: a typo is not silently ignored
@@ -376,12 +377,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "explain":
         from edgecls.runtime.explain import explain_paths
 
-        pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft")}
         return explain_paths(args.model, args.inputs, patch=opts["patch"], stride=opts["stride"],
                              out_dir=opts["out_dir"], as_json=opts["as_json"], labels=opts["labels"], out=out,
                              err=err, quiet=quiet, **model_opts, **pre)
     if args.command == "info":
-        pre = {k: opts[k] for k in ("mean", "std", "resize", "output_kind", "draft")}
         clf = load_classifier(args.model, labels=opts["labels"], require_labels=False, quiet=quiet, **model_opts,
                               **pre)
         return _show(clf.info(), args.json, _print_fields, out)

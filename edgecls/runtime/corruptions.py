@@ -44,6 +44,7 @@ from edgecls.runtime.errors import DependencyMissing, UsageError
 
 CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast", "pixelate")
 SEVERITIES = (1, 2, 3, 4, 5)
+DEFAULT_SEVERITIES = (1, 3, 5)  # light, middle and heavy damage: what eval and bench use unless told
 REFERENCE_SIZE = 224  # ImageNet-C's image side: the blur's sigma is in its pixels
 
 PARAMETERS: dict[str, tuple[float, ...]] = {

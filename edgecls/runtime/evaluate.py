@@ -32,6 +32,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgecls.runtime.corruptions import DEFAULT_SEVERITIES
 from edgecls.runtime.errors import EdgeclsError, RuntimeModelError, UsageError
 from edgecls.runtime.options import check_threads
 
@@ -174,7 +175,7 @@ def _parallel(pixels: np.ndarray, workers: int, batch: int, passes: Sequence[Pas
 
 def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, threads: int | None = None,
              batch: int | None = None, backend: str | None = None, delegate: str | None = None,
-             corruptions: str | Sequence[str] = (), severities: str | Sequence[int] = (1, 3, 5),
+             corruptions: str | Sequence[str] = (), severities: str | Sequence[int] = DEFAULT_SEVERITIES,
              seed: int = 0) -> dict:
     """The classification report of ``model`` on the .npz ``data``, plus how it was computed.
 
