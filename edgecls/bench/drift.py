@@ -200,7 +200,7 @@ def explanation_agreement(models: Mapping[str, str | os.PathLike], pairs: Mappin
             for i, target in enumerate(targets[ref]):
                 a, b = heatmap(variant, i, target), heatmap(ref, i, target)
                 rhos.append(metrics.rank_correlation(a, b))
-                ious.append(metrics.top_region_iou(a, b, 0.2))
+                ious.append(metrics.top_region_iou(a, b))
             out[variant] = {"reference": ref, "rank_correlation": round(float(np.mean(rhos)), 4),
                             "top20_iou": round(float(np.mean(ious)), 4), "images": len(rhos)}
         return out

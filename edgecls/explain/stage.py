@@ -36,7 +36,6 @@ log = logging.getLogger("edgecls.explain")
 
 METHODS = ("occlusion", "gradcam")
 REFERENCE = "train"  # the float Keras model every variant is compared with
-TOP_FRACTION = 0.2  # top20_iou: the IoU of each map's top 20 % pixels
 CHUNK = 32  # images explained (and written) together: Grad-CAM batches, progress, outputs as they come
 INDEX = "index"  # index.json: an image named index.* gets another stem
 
@@ -312,7 +311,7 @@ def _record(explainer: Explainer, path: str, i: int, results: dict) -> dict:
             "label": str(col.labels[top]) if top < len(col.labels) else str(top), "index": top,
             "score": round(float(probs[top]), 6),
             "rank_correlation": round(rank_correlation(ref_map, heat), 6),
-            "top20_iou": round(top_region_iou(ref_map, heat, TOP_FRACTION), 6),
+            "top20_iou": round(top_region_iou(ref_map, heat), 6),
             **col.settings,
         }
     return {"image": path, "method": explainer.method, "reference": REFERENCE,
