@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import edgecls  # noqa: E402 - after the path, so the checkout's edgecls is measured
 from edgecls.errors import first_line  # noqa: E402
+from edgecls.progress import bar  # noqa: E402
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 SIZE = 64
@@ -180,25 +181,30 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.epochs} epochs, int8 latency: median of {args.runs} runs, {args.threads} thread(s)")
     print(title, flush=True)
     rows = []
-    for i, (label, name, options) in enumerate(configs, 1):
-        if label in kept:
-            rows.append(kept[label])
-            print(f"  [{i}/{len(configs)}] {label}: kept from {args.json}", file=sys.stderr, flush=True)
-            continue
-        print(f"  [{i}/{len(configs)}] {label}: train, export, bench in {args.out / run_name(label)}",
-              file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            row = measure(label, name, options, args.out, epochs=args.epochs, count=args.count,
-                          threads=args.threads, runs=args.runs)
-            said = f"float {row['float_acc']:.3f}, int8 {row['int8_acc']:.3f} at {row['int8_ms']:.2f} ms"
-        except Exception as exc:  # one net failing must not cost the others their rows
-            row = {"error": f"{type(exc).__name__}: {first_line(exc)}"[:160]}
-            said = "FAILED " + row["error"]
-        rows.append({"model": label, "name": name, "options": options, "schedule": schedule, **row})
-        fileio.write_json(args.json, {"title": title, "rows": rows})  # a crash keeps these
-        print(f"  [{i}/{len(configs)}] {label}: {said} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
-              flush=True)
+    # One bar over the models (on a TTY); each model's lines go through it, so they are not drawn over the bar.
+    with bar(total=len(configs), desc="models", unit="model") as progress:
+        for i, (label, name, options) in enumerate(configs, 1):
+            if label in kept:
+                rows.append(kept[label])
+                progress.write(f"  [{i}/{len(configs)}] {label}: kept from {args.json}", file=sys.stderr)
+                progress.update(1)
+                continue
+            progress.set_postfix_str(label)
+            progress.write(f"  [{i}/{len(configs)}] {label}: train, export, bench in {args.out / run_name(label)}",
+                           file=sys.stderr)
+            t0 = time.perf_counter()
+            try:
+                row = measure(label, name, options, args.out, epochs=args.epochs, count=args.count,
+                              threads=args.threads, runs=args.runs)
+                said = f"float {row['float_acc']:.3f}, int8 {row['int8_acc']:.3f} at {row['int8_ms']:.2f} ms"
+            except Exception as exc:  # one net failing must not cost the others their rows
+                row = {"error": f"{type(exc).__name__}: {first_line(exc)}"[:160]}
+                said = "FAILED " + row["error"]
+            rows.append({"model": label, "name": name, "options": options, "schedule": schedule, **row})
+            fileio.write_json(args.json, {"title": title, "rows": rows})  # a crash keeps these
+            progress.write(f"  [{i}/{len(configs)}] {label}: {said} ({time.perf_counter() - t0:.0f} s)",
+                           file=sys.stderr)
+            progress.update(1)
     print()
     print(table(rows))
     try:

@@ -44,11 +44,14 @@ def train(recipe, run_dir=None, *, overrides: Sequence[str] = (), resume: bool =
     """Train a recipe into its run directory (default ``runs/<name>``); returns train/metrics.json's record.
 
     ``resume`` continues an interrupted run (and keeps a finished one); ``force`` trains again, replacing
-    train/ only once the new model is about to train.
+    train/ only once the new model is about to train. What the recipe points at (data, weights, backbone)
+    is checked first (edgecls.recipe.preflight): every problem in one RecipeError, before any work.
     """
+    from edgecls.recipe.preflight import preflight
     from edgecls.train.trainer import train as _train
 
     rec = _recipe(recipe, overrides)
+    preflight(rec)
     return _train(rec, run_for(rec, run_dir), resume=resume, force=force)
 
 
@@ -105,9 +108,11 @@ def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str 
     ``bench_options``: :func:`bench`'s corruptions, severities, explain_images."""
     from edgecls.bench.run import parse_quality
     from edgecls.flow import run_all as _run_all
+    from edgecls.recipe.preflight import preflight
 
     rec = _recipe(recipe, overrides)
     parse_quality(**bench_options)  # a bad option is one line now, not after an hour of training
+    preflight(rec, device=device)  # so are the data, the weights and the device
     return _run_all(rec, run_for(rec, run_dir), device=device, **bench_options)
 
 

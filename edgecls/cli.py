@@ -2,8 +2,8 @@
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so
 ``edgecls --help`` and ``edgecls recipes`` start fast. A user's mistake is one
-line on stderr and exit code 2 (usage, recipe) or 1 (anything else); a bug
-keeps its traceback.
+``error:`` line on stderr (a recipe's several mistakes: one line each) and exit
+code 2 (usage, recipe) or 1 (anything else); a bug keeps its traceback.
 """
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ def _setup_logging(verbose: bool) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecls")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def cli(verbose: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars (they are drawn on a terminal only).")
+def cli(verbose: bool, quiet: bool) -> None:
     """edgecls: train image classifiers from recipes, compress them, and measure them on edge devices."""
     _setup_logging(verbose)
+    if quiet:
+        from edgecls.progress import set_quiet
+
+        set_quiet(True)
 
 
 def _print_metrics(report: dict, title: str) -> None:
@@ -66,8 +71,10 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
         os.environ["TF_CONFIG"] = worker_hosts_config(worker_hosts, task_index)
         overrides = (*overrides, "train.strategy=multi_worker", "train.cluster=tf_config")
     from edgecls import api
+    from edgecls.recipe.preflight import preflight
 
     rec = load_recipe(recipe, overrides)
+    preflight(rec)  # before the line that says training starts (api.train checks again: cheap)
     run = api.run_for(rec, run_dir)
     log.info("training '%s' into %s", rec.name, run.root)
     record = api.train(rec, run, resume=resume, force=force)
@@ -314,11 +321,15 @@ def info(model: str, as_json: bool) -> None:
 @click.argument("recipe")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value.")
 @click.option("--show", is_flag=True, help="Print the resolved recipe.")
-def validate(recipe: str, overrides: tuple[str, ...], show: bool) -> None:
-    """Check RECIPE: keys, types, ranges, the model name. Prints 'ok' or the first error."""
+@click.option("--device", default=None, help="Also check this device recipe (a name in devices/ or a path).")
+def validate(recipe: str, overrides: tuple[str, ...], show: bool, device: str | None) -> None:
+    """Check RECIPE: keys, types, ranges, the model name, then what it points at (data paths and classes,
+    weights, backbone run). Prints 'ok' or every mistake, one line each."""
     from edgecls.recipe import load_recipe, recipe_to_yaml
+    from edgecls.recipe.preflight import preflight
 
     rec = load_recipe(recipe, overrides)
+    preflight(rec, device=device)
     if show:
         click.echo(recipe_to_yaml(rec), nl=False)
     click.echo(f"ok: {recipe} ({rec.name}: {rec.model.label} on {rec.data.source})")
@@ -354,34 +365,29 @@ def _print_listing(rows: list, empty: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--input-size", type=int, default=None, help="Parameters and MACs at this input size (square).")
 @click.option("--classes", type=int, default=10, show_default=True, help="Classes for the parameter count.")
-def models(pattern: str, as_json: bool, input_size: int | None, classes: int) -> None:
-    """List registered models matching PATTERN (fnmatch, e.g. 'mobilenet*'): name, family, parameters."""
-    from edgecls.models import create, list_models
-    from edgecls.models.macs import model_macs
+@click.option("--verify", is_flag=True, help="Build every listed net and check the table's figures (slow).")
+def models(pattern: str, as_json: bool, input_size: int | None, classes: int, verify: bool) -> None:
+    """List registered models matching PATTERN (fnmatch, e.g. 'mobilenet*'): name, family, parameters, MACs, and
+    which keras.applications model's ImageNet weights `model.weights: imagenet` loads."""
+    from edgecls.models.catalog import model_rows
 
-    infos = list_models(pattern)
-    if not infos:
-        raise EdgeclsError(f"no model matches '{pattern}'")
-    rows = []
-    for info in infos:
-        shape = (input_size, input_size, info.default_input[2]) if input_size else info.default_input
-        model = create(info.name, classes, shape)
-        rows.append({"name": info.name, "family": info.family, "params": model.count_params(),
-                     "macs": model_macs(model), "input": list(shape), "qat": info.qat,
-                     "qat_note": info.qat_note, "description": info.description})
+    rows = model_rows(pattern, input_size=input_size, classes=classes, verify=verify)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
         return
-    click.echo(f"{'name':<20} {'family':<14} {'params':>11} {'MACs':>14}  {'input':<11} {'QAT':<4} description")
+    click.echo(f"{'name':<20} {'family':<14} {'params':>11} {'MACs':>14}  {'input':<11} {'QAT':<4} "
+               f"{'pretrained':<18} description")
     for r in rows:
         size = "x".join(map(str, r["input"]))
         qat = "yes" if r["qat"] else "no*"
         click.echo(f"{r['name']:<20} {r['family']:<14} {r['params']:>11,} {r['macs']:>14,}  {size:<11} {qat:<4} "
-                   f"{r['description']}")
+                   f"{r['pretrained'] or '-':<18} {r['description']}")
     notes = [r for r in rows if not r["qat"]]
     for r in notes:
         click.echo(f"* {r['name']}: PTQ only: {r['qat_note']}")
+    if verify:  # model_rows raised if a figure were wrong
+        click.echo(f"verified: {len(rows)} net(s) built; parameters and MACs match the table")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="edgecls", standalone_mode=False)
     except EdgeclsError as err:
-        click.echo(f"error: {err}", err=True)
+        for line in str(err).splitlines() or [""]:  # several mistakes (a recipe's): one "error:" line each
+            click.echo(f"error: {line}", err=True)
         if err.hard_exit:  # TensorFlow threads wait on peers that never come: leave now
             sys.stderr.flush()
             os._exit(err.exit_code)

@@ -1,4 +1,4 @@
-"""Errors meant for people: the CLI prints ``str(err)`` on one line and exits with ``exit_code``.
+"""Errors meant for people: the CLI prints ``str(err)`` as ``error:`` lines and exits with ``exit_code``.
 
 Anything that is the user's mistake (a recipe, an image, a model file, a
 device) raises a subclass of :class:`EdgeclsError`; anything else is a bug and
@@ -38,7 +38,8 @@ class UsageError(EdgeclsError):
 
 
 class RecipeError(UsageError):
-    """A recipe that does not validate. Formats as ``file:line: key.path: message``."""
+    """A recipe that does not validate. Formats as ``file:line: key.path: message``; several mistakes
+    (:meth:`combine`) as one such line each."""
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None, key: str | None = None):
         self.message, self.source, self.line, self.key = message, source, line, key
@@ -46,6 +47,25 @@ class RecipeError(UsageError):
         if source:
             where = f"{source}:{line}: " if line else f"{source}: "
         super().__init__(f"{where}{key + ': ' if key else ''}{message}")
+        self.errors = [self]  # the mistakes this error reports, one line each (see combine)
+
+    @staticmethod
+    def combine(errors: "list[RecipeError]") -> "RecipeError":
+        """One error reporting every mistake in ``errors``: one line each, by source and line.
+
+        A single mistake comes back as it is (its message unchanged); several make an error of the
+        first one's type whose message is their lines, so a user fixes them all in one pass.
+        """
+        flat = [e for err in errors for e in err.errors]
+        if len(flat) == 1:
+            return flat[0]
+        rank: dict = {}
+        for e in flat:
+            rank.setdefault(e.source, len(rank))
+        flat.sort(key=lambda e: (e.line is None, rank[e.source], e.line or 0))  # a file in line order, then --set
+        combined = type(flat[0])("\n".join(str(e) for e in flat))
+        combined.errors = flat
+        return combined
 
 
 class StageError(EdgeclsError):

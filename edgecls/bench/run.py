@@ -32,6 +32,7 @@ from edgecls.bench import latency as lat
 from edgecls.bench.report import mark_front, plots_skipped, summarize, write_report
 from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
 from edgecls.errors import StageError, UsageError, first_line
+from edgecls.progress import bar
 from edgecls.recipe.typed import to_plain
 from edgecls.run import BenchRow, Run, VariantRecord
 from edgecls.runtime.options import MAX_THREADS
@@ -223,6 +224,20 @@ def _describe(info: dict) -> str:
 
 
 def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup, quality: Quality):
+    with bar(total=len(entries) * len(dev.delegates) * (1 + len(thread_counts)), desc=f"bench {dev.name}",
+             unit="step") as steps:
+        def logged(n: int, level: int, msg: str, *args) -> None:
+            """A step's one log line, then the bar moves (cleared first: the line is not drawn over it)."""
+            steps.clear()
+            log.log(level, msg, *args)
+            steps.update(n)
+
+        return _measure_steps(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup,
+                              quality, logged)
+
+
+def _measure_steps(dev, runner, evaluator, entries, models, missing, thread_counts, runs, warmup, quality: Quality,
+                   logged):
     rows: list[dict] = []
     evaluations: list[dict] = []
     done: dict[tuple, dict] = {}
@@ -236,7 +251,8 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
                     "size_bytes": size, "accuracy_on": "device" if evaluator is runner else "host"}
             if name in missing:
                 step += 1 + len(thread_counts)
-                log.info("bench: [%d/%d] %s: %s", step, total, name, missing[name])
+                logged(1 + len(thread_counts), logging.INFO, "bench: [%d/%d] %s: %s", step, total, name,
+                       missing[name])
                 for t in thread_counts:
                     rows.append(BenchRow(**base, threads=t, **acc.row_fields(None), **lat.row_fields(None),
                                          status=f"failed: {missing[name]}").to_json())
@@ -252,28 +268,28 @@ def _measure(dev, runner, evaluator, entries, models, missing, thread_counts, ru
                     evaluations.append({"variant": name, "delegate": key[1] or "xnnpack",
                                         "on": base["accuracy_on"], **acc.summary(done[key])})
                 report = done[key]
-                log.info("bench: [%d/%d] %s%s: accuracy %.4f, macro-F1 %.4f, ECE %.4f (%d images, %s process(es), "
-                         "%.2f s%s)", step, total, name, _d(delegate, dev), report["accuracy"], report["macro_f1"],
-                         report["ece"], report["num_examples"], report.get("workers"), report.get("seconds", 0),
-                         "" if evaluator is runner else ", on this host")
+                logged(1, logging.INFO, "bench: [%d/%d] %s%s: accuracy %.4f, macro-F1 %.4f, ECE %.4f (%d images, "
+                       "%s process(es), %.2f s%s)", step, total, name, _d(delegate, dev), report["accuracy"],
+                       report["macro_f1"], report["ece"], report["num_examples"], report.get("workers"),
+                       report.get("seconds", 0), "" if evaluator is runner else ", on this host")
             except StepFailed as err:
                 acc_error = f"{err.step}: {err.reason}"
-                log.warning("bench: [%d/%d] %s%s: accuracy FAILED: %s", step, total, name, _d(delegate, dev),
-                            err.reason)
+                logged(1, logging.WARNING, "bench: [%d/%d] %s%s: accuracy FAILED: %s", step, total, name,
+                       _d(delegate, dev), err.reason)
             for t in thread_counts:
                 step += 1
                 result, lat_error = None, None
                 try:
                     result = runner.latency(name, threads=t, runs=runs, warmup=warmup, delegate=delegate)
                     p = result.get("p50_ms")
-                    log.info("bench: [%d/%d] %s%s threads=%d: %s %.4g ms, init %.3g ms%s", step, total, name,
-                             _d(delegate, dev), t, "p50" if p is not None else "mean",
-                             p if p is not None else result["mean_ms"], result.get("init_ms") or 0,
-                             f", peak {result['peak_rss_mb']:.0f} MiB" if result.get("peak_rss_mb") else "")
+                    logged(1, logging.INFO, "bench: [%d/%d] %s%s threads=%d: %s %.4g ms, init %.3g ms%s", step,
+                           total, name, _d(delegate, dev), t, "p50" if p is not None else "mean",
+                           p if p is not None else result["mean_ms"], result.get("init_ms") or 0,
+                           f", peak {result['peak_rss_mb']:.0f} MiB" if result.get("peak_rss_mb") else "")
                 except StepFailed as err:
                     lat_error = f"{err.step}: {err.reason}"
-                    log.warning("bench: [%d/%d] %s%s threads=%d: latency FAILED: %s", step, total, name,
-                                _d(delegate, dev), t, err.reason)
+                    logged(1, logging.WARNING, "bench: [%d/%d] %s%s threads=%d: latency FAILED: %s", step,
+                           total, name, _d(delegate, dev), t, err.reason)
                 errors = [x for x in (acc_error, lat_error) if x]
                 rows.append(BenchRow(**base, threads=t, **acc.row_fields(report), **lat.row_fields(result),
                                      status="ok" if not errors else "failed: " + "; ".join(errors)).to_json())

@@ -8,12 +8,14 @@ exactly the pixels it was trained on. TensorFlow is imported inside
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgecls.data.images import ImageError, load_image, resize_image
 from edgecls.data.sources import DataError, Examples
+from edgecls.progress import bar
 
 _CHUNK = 64  # images decoded per Python call: amortizes the tf.numpy_function overhead
 
@@ -55,7 +57,9 @@ def decode_batch(examples: Examples, indices: np.ndarray, *, image_size: Sequenc
     else:
         sources = [images[int(i)] for i in indices]
     out = np.empty((len(sources), *size, channels), dtype=np.uint8)
-    for k, src in enumerate(sources):
+    # A whole split at once (export's calibration pixels) gets a bar on a TTY; tf.data's and preprocess_numpy's
+    # chunks (at most _CHUNK images) do not: preprocess_numpy has its own, tf.data decodes in parallel.
+    for k, src in enumerate(bar(sources, desc="decoding", unit="img") if len(sources) > _CHUNK else sources):
         out[k] = resize_image(load_image(src, channels=channels), size, resize)
     return out
 
@@ -71,11 +75,16 @@ def preprocess_numpy(examples: Examples, indices: np.ndarray, *, image_size: Seq
     """All ``indices`` decoded, resized and normalized: float32 (N, H, W, channels)."""
     idx, mean_arr, std_arr = _check_args(examples, indices, image_size, channels, mean, std, resize)
     out = np.empty((len(idx), int(image_size[0]), int(image_size[1]), channels), dtype=np.float32)
-    for start in range(0, len(idx), 256):  # chunks keep the uint8 intermediate small
-        part = idx[start:start + 256]
-        out[start:start + len(part)] = normalize(
-            decode_batch(examples, part, image_size=image_size, channels=channels, resize=resize),
-            mean_arr, std_arr)
+    # Chunks keep the uint8 intermediate small (each under decode_batch's threshold for a bar); a large folder takes
+    # ~ms per image to decode, so more than one chunk gets a bar (on a TTY).
+    with bar(total=len(idx), desc="decoding", unit="img") if len(idx) > _CHUNK else contextlib.nullcontext() as shown:
+        for start in range(0, len(idx), _CHUNK):
+            part = idx[start:start + _CHUNK]
+            out[start:start + len(part)] = normalize(
+                decode_batch(examples, part, image_size=image_size, channels=channels, resize=resize),
+                mean_arr, std_arr)
+            if shown is not None:
+                shown.update(len(part))
     return out
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecls.data.sources import Examples, load_source
-from edgecls.data.splits import load_split, save_split, stratified_split
+from edgecls.data.splits import load_split, save_split
+from edgecls.data.splits import make_split as new_split  # load_run_data has a make_split flag
 from edgecls.errors import StageError
 from edgecls.recipe.schema import Recipe
 from edgecls.recipe.typed import to_plain
@@ -27,6 +28,7 @@ class RunData:
     recipe: Recipe
     examples: Examples
     split: dict[str, np.ndarray]
+    how: dict[str, str] = field(default_factory=dict)  # how the split was made (splits.make_split), for split.json
     _slices: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -43,7 +45,7 @@ class RunData:
                     resize=d.resize)
 
     def save_split(self, path) -> None:
-        save_split(path, self.split, self.examples)
+        save_split(path, self.split, self.examples, how=self.how)
 
     def evaluate(self, model, batch_size: int = 256) -> dict:
         """Test-split metrics of a Keras model (metrics.classification_report: the keys every record holds)."""
@@ -135,18 +137,21 @@ def load_run_data(recipe: Recipe, run: Run, *, make_split: bool = False, write: 
     examples = load_source(d.source, to_plain(d.options) if d.options is not None else {}, seed=recipe.seed)
     log.info("data: %d images, %d classes from '%s' (%.1f s)", len(examples), examples.num_classes, d.source,
              time.perf_counter() - t0)
+    how: dict[str, str] = {}
     if run.split.exists() and not fresh:
         split = load_split(run.split)
         if max((int(v.max()) for v in split.values() if len(v)), default=-1) >= len(examples):
             raise StageError(f"{run.split} does not fit the data ({len(examples)} images): "
                              "the source changed since training; train again with --force")
     elif make_split:
-        split = stratified_split(examples.labels, validation=d.splits.validation, test=d.splits.test,
-                                 seed=recipe.seed, train_per_class=d.splits.train_per_class)
+        split, how = new_split(examples, validation=d.splits.validation, test=d.splits.test,
+                               seed=recipe.seed, train_per_class=d.splits.train_per_class)
+        log.info("split: %d train, %d validation (%s), %d test (%s)", len(split["train"]),
+                 len(split["validation"]), how["validation_split"], len(split["test"]), how["test_split"])
         if d.splits.train_per_class:
             log.info("few-shot: %d training images per class", d.splits.train_per_class)
         if write:
-            save_split(run.split, split, examples)
+            save_split(run.split, split, examples, how=how)
     else:
         raise StageError(f"{run.split} not found: run `edgecls train` first")
-    return RunData(recipe, examples, split)
+    return RunData(recipe, examples, split, how)

@@ -8,9 +8,10 @@ attributes (one slice per distinct value)::
     17,dslr,outdoor
 
 An image is named by its path exactly as the source stores it, by its path
-relative to the folder source's ``path``, by an absolute path, or by its
-integer index in the source's order (the only way for array sources such as
-shapes, digits, keras; for tfrecord, the index among the records kept). Images
+relative to the folder source's ``path`` (a csv source's: the CSV's folder),
+by an absolute path, or by its integer index in the source's order (the only
+way for array sources such as shapes, digits, keras; for tfrecord, the index
+among the records kept). Images
 the CSV does not list get "" (in no slice). The file is read with the csv
 module as text; nothing in it is evaluated.
 """
@@ -50,6 +51,8 @@ class _Resolver:
         if isinstance(images, list) and images and isinstance(images[0], str):
             root = (source_options or {}).get("path")
             self.root = os.path.abspath(os.path.expanduser(str(root))) if root else None
+            if self.root and os.path.isfile(self.root):  # a csv source's listing: its rows are relative to its folder
+                self.root = os.path.dirname(self.root)
             for i, path in enumerate(images):
                 self.exact[path] = i
                 self.absolute[os.path.normcase(os.path.abspath(path))] = i

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -63,15 +63,53 @@ def stratified_split(labels: np.ndarray, *, validation: float, test: float, seed
             for k, v in parts.items()}
 
 
+DEFAULT_TEST = 0.2  # the test fraction of a source with no split of its own (splits.test: official)
+
+
+def make_split(examples: Examples, *, validation: float, test: Union[float, str], seed: int,
+               train_per_class: Optional[int] = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The split a recipe's ``splits`` asks for, and how it was made (for split.json).
+
+    ``test="official"``: the source's own test part (``examples.parts``) is the test split, its own
+    validation part (if any) the validation split, and what is missing is carved per class from its
+    train part (``validation``: a fraction of it; test: DEFAULT_TEST). A source with no split of its
+    own gets :func:`stratified_split` with test DEFAULT_TEST: the very split of a fraction 0.2.
+    A fraction re-splits every image of the source, its own split ignored.
+    Returns (split, {"test_split": ..., "validation_split": ...}), each "official" or "fraction F".
+    """
+    parts = None if examples.parts is None else np.asarray(examples.parts)
+    labels = np.asarray(examples.labels)
+    if test != "official" or parts is None:
+        fraction = DEFAULT_TEST if test == "official" else float(test)
+        split = stratified_split(labels, validation=validation, test=fraction, seed=seed,
+                                 train_per_class=train_per_class)
+        return split, {"test_split": f"fraction {fraction:g}", "validation_split": f"fraction {validation:g}"}
+    own = {k: np.flatnonzero(parts == k) for k in SPLITS}
+    pool = own["train"]
+    if not len(pool):
+        raise DataError("split: the source's own split has no train part; add training images, "
+                        "or set splits.test to a fraction to re-split everything")
+    carve = {k: 0.0 if len(own[k]) else fraction for k, fraction in (("validation", validation), ("test", DEFAULT_TEST))}
+    cut = stratified_split(labels[pool], validation=carve["validation"], test=carve["test"], seed=seed,
+                           train_per_class=train_per_class)
+    split = {"train": pool[cut["train"]]}
+    for k in ("validation", "test"):  # the source's own part, or the one carved from its train part
+        split[k] = np.sort(np.concatenate([own[k], pool[cut[k]]])).astype(np.int64)
+    how = {f"{k}_split": "official" if len(own[k]) else f"fraction {carve[k]:g}" for k in ("test", "validation")}
+    return split, how
+
+
 def save_split(path: str | os.PathLike, split: dict[str, np.ndarray], examples: Examples,
-               *, seed: Optional[int] = None) -> None:
+               *, seed: Optional[int] = None, how: Optional[dict[str, str]] = None) -> None:
     """Write the split as JSON, atomically (temp file in the same folder, then rename).
 
-    Holds the indices, per-split counts (total and per class), the class
-    names and, when the images are files, the test files' paths.
+    Holds how it was made (``how``, from :func:`make_split`: "test_split" and
+    "validation_split", each "official" or "fraction F"), the indices, per-split
+    counts (total and per class), the class names and, when the images are
+    files, the test files' paths.
     """
     labels = np.asarray(examples.labels)
-    doc: dict = {}
+    doc: dict = dict(how or {})
     if seed is not None:
         doc["seed"] = int(seed)
     doc["num_examples"] = len(examples)

@@ -35,8 +35,8 @@ def resolve_device(name_or_path: str) -> Path:
                 return d / f"{name_or_path}{suffix}"
     names = [n for n, _, _ in list_devices()]
     hint = typed._suggest(name_or_path, names)
-    raise RecipeError(f"no device recipe named '{name_or_path}'{hint}; devices: {', '.join(names) or 'none'} "
-                      "(or give the path of a .yaml file)", source="--device")
+    listing = f"devices: {', '.join(names) or 'none'} (or give the path of a .yaml file)"
+    raise RecipeError(f"no device recipe named '{name_or_path}'{hint + ' ' if hint else '; '}{listing}", source="--device")
 
 
 def load_device(name_or_path: str | Path) -> DeviceRecipe:

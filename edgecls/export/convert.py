@@ -17,6 +17,7 @@ import numpy as np
 from edgecls._tf import keras, quiet_native_stderr, tf
 from edgecls.errors import EdgeclsError, first_line
 from edgecls.models.heads import output_layer, softmax_logits, unwrap
+from edgecls.progress import bar
 
 log = logging.getLogger("edgecls.export")
 
@@ -82,9 +83,10 @@ def with_temperature(model, temperature: float):
     return keras.Model(model.inputs, probs, name=f"{model.name}_calibrated")
 
 
-def _representative(samples: np.ndarray):
+def _representative(samples: np.ndarray, desc: str = "calibration"):
     def gen():
-        for x in samples:
+        # The converter draws every sample, one invoke each: on a TTY a bar shows how far calibration is.
+        for x in bar(samples, desc=desc, unit="img"):
             yield [x[None].astype(np.float32)]
     return gen
 
@@ -114,7 +116,7 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
         if representative is None or not len(representative):
             raise ExportError(f"mode {mode} needs representative data")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = _representative(representative)
+        conv.representative_dataset = _representative(representative, f"{mode} calibration")
         # The converter's only switch for this is a private attribute (TF 2.21); it is the documented
         # per-tensor path of the post-training quantization guide.
         conv._experimental_disable_per_channel = not per_channel
@@ -126,7 +128,7 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
             conv.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     try:
-        with warnings.catch_warnings(), quiet_native_stderr():
+        with warnings.catch_warnings(), quiet_native_stderr(keep_python=True):  # the calibration bar stays
             warnings.simplefilter("ignore")  # the converter warns about QAT statistics we give it
             blob = conv.convert()
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
@@ -155,9 +157,9 @@ def _float_ops(model, representative) -> list[str]:
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative(representative)
+    conv.representative_dataset = _representative(representative, "finding float ops")
     try:
-        with warnings.catch_warnings(), quiet_native_stderr():
+        with warnings.catch_warnings(), quiet_native_stderr(keep_python=True):
             warnings.simplefilter("ignore")
             blob = conv.convert()
         return op_report(blob)["float_ops"]

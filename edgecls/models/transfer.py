@@ -5,7 +5,10 @@ The trainer calls these plain functions:
 - ``load_weights(model, spec)``: ``spec`` is "imagenet" (keras.applications
   weights, for the models registered with ``imagenet=``) or a local
   ``.h5``/``.keras`` file. Weights are copied layer by layer where the names
-  and shapes match; a different head is skipped and reported.
+  and shapes match; a different head is skipped and reported, a layer before
+  the head that does not load is an error.
+- ``check_weights(spec, model_name)``: the same spec checked without
+  TensorFlow or a download (``edgecls validate``).
 - ``flatten_nested(model)``: one flat functional graph, same weights, so
   tfmot's ``quantize_model``/``prune_low_magnitude`` can wrap every layer
   (they refuse a Model used as a layer: tfmot issues #377, #957).
@@ -51,6 +54,8 @@ IMAGENET_NORMALIZE = {
     **{f"EfficientNetB{i}": _EFFICIENTNET for i in range(4)},
 }
 _BGR = ("ResNet50", "VGG16")
+# keras.applications' classifier layers: never in an edgecls model (its head is "logits").
+_KERAS_TOP = ("Logits", "predictions")
 HEAD_LAYERS = ("avg_pool", "logits")  # the head starts at the first of these a model has
 
 
@@ -62,14 +67,20 @@ class WeightsReport:
     loaded: int
     total: int
     skipped: tuple[str, ...] = ()  # "layer (why)"
-    normalize: dict | None = field(default=None)  # {"mean": [...], "std": [...]} the weights expect, for imagenet
+    # {"mean": [...], "std": [...]} the weights expect: imagenet, or a keras.applications file given as a path
+    normalize: dict | None = field(default=None)
+    notes: tuple[str, ...] = ()  # how the weights were adapted (BGR first conv flipped...)
 
     def __str__(self) -> str:
         text = f"loaded weights for {self.loaded} of {self.total} layers from {self.source}"
         if self.skipped:
-            shown = ", ".join(self.skipped[:5]) + (f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else "")
-            text += f"; skipped {shown}"
-        return text
+            text += f"; skipped {_shown(self.skipped, 5)}"
+        return "; ".join((text, *self.notes))
+
+
+def _shown(items: Any, n: int) -> str:
+    items = list(items)
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def load_weights(model: Any, spec: str, *, model_name: str | None = None, options: dict | None = None) -> WeightsReport:
@@ -78,45 +89,125 @@ def load_weights(model: Any, spec: str, *, model_name: str | None = None, option
     ``model_name``/``options`` are the recipe's ``model.name``/``model.options``
     (default: ``model.name`` and the builder's defaults); "imagenet" needs them
     to pick the matching keras.applications model (MobileNet's alpha...).
+    A file keras.applications wrote (see ``_keras_applications_file``) gets
+    the same first-conv adaptation and normalization report as "imagenet".
     """
     if spec == "imagenet":
         return _load_imagenet(model, model_name or model.name, dict(options or {}))
     path = Path(str(spec)).expanduser()
-    if path.suffix not in (".h5", ".hdf5", ".keras"):
-        raise ModelError(f"model.weights must be 'imagenet' or a .h5/.keras file, got {spec!r}")
-    if not path.is_file():
-        raise ModelError(f"model.weights: {path}: no such file")
+    problems = _path_problems(path, deep=False)
+    if problems:
+        raise ModelError(f"model.weights: {problems[0]}")
     try:
-        source = _read_h5(path) if path.suffix != ".keras" else _read_keras(path)
+        import zipfile
+
+        # By content, not by name: a .keras may be HDF5 (tf_keras writes one for model.save("x.keras") in places).
+        source = _read_keras(path) if zipfile.is_zipfile(path) else _read_h5(path)
     except ModelError:
         raise
     except Exception as err:  # h5py, zipfile and keras raise many kinds for a bad file
         raise ModelError(f"model.weights: {path}: not a readable Keras weights file ({first_line(err)})") from None
+    backbone = _keras_applications_file(source, model, model_name or model.name)
+    notes: list[str] = []
+    normalize = None
+    if backbone:
+        source, notes = _adapt_stem(source, model, backbone)
+        normalize = _normalize_for(backbone, model.input_shape[-1])
     loaded, skipped = _copy_by_name(source, model)
-    report = WeightsReport(str(path), len(loaded), _weighted_count(model), tuple(skipped))
+    report = WeightsReport(str(path), len(loaded), _weighted_count(model), tuple(skipped), normalize, tuple(notes))
     if not loaded:
         raise ModelError(f"model.weights: {path}: no layer of {model.name} matches a layer name and shape in the file "
                          f"(is it a model of another architecture?); {report}")
+    head = {layer.name for layer in _head_layers(model)}
+    missing = [s for s in skipped if s.split(" ")[0] not in head]
+    if missing:  # a different head is expected (another class count); a different body is another model
+        raise ModelError(f"model.weights: {path}: {len(missing)} layers of {model.name} before its head did not load "
+                         f"(is it a model of another architecture?): {_shown(missing, 8)}")
     return report
+
+
+def check_weights(spec: str, model_name: str | None) -> list[str]:
+    """Problems with ``model.weights`` found without TensorFlow or a download; [] when none.
+
+    "imagenet" needs a model registered with ImageNet weights; a path must be
+    an existing .h5/.keras file whose content is HDF5 with Keras layer
+    weights, or a .keras zip with a model config.
+    """
+    if spec == "imagenet":
+        if model_name is None:
+            return []
+        try:
+            return [] if get_info(model_name).imagenet else [_no_imagenet(model_name)]
+        except ModelError:
+            return []  # an unknown model.name is model.name's problem, reported on its own
+    return _path_problems(Path(str(spec)).expanduser(), deep=True)
+
+
+def _path_problems(path: Path, *, deep: bool) -> list[str]:
+    """What is wrong with a weights path; ``deep`` also reads its content (signature, layer weights)."""
+    if path.suffix not in (".h5", ".hdf5", ".keras"):
+        return [f"must be 'imagenet' or a .h5/.keras file, got {str(path)!r}"]
+    if not path.is_file():
+        return [f"{path}: no such file"]
+    if not deep:
+        return []
+    import zipfile
+
+    from edgecls.models.loading import HDF5_SIGNATURE
+
+    try:
+        with open(path, "rb") as f:
+            is_h5 = f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        return [f"{path}: cannot be read ({first_line(err)})"]
+    if not (is_h5 or is_zip):
+        return [f"{path}: neither HDF5 nor a .keras zip: not a Keras weights file"]
+    if is_zip:
+        try:
+            with zipfile.ZipFile(path) as z:
+                missing = _not_keras_zip(path, z.namelist())
+        except (OSError, zipfile.BadZipFile) as err:
+            return [f"{path}: not a readable .keras zip ({first_line(err)})"]
+        return [missing] if missing else []
+    try:
+        import h5py
+    except ImportError:  # the signature check above is all that can be done
+        return []
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            ok = "layer_names" in group.attrs
+    except Exception as err:  # h5py raises OSError and others for a damaged file
+        return [f"{path}: not a readable HDF5 file ({first_line(err)})"]
+    return [] if ok else [f"{path}: an HDF5 file without Keras layer weights"]
 
 
 def imagenet_normalization(model_name: str) -> dict | None:
     """The data.normalize {"mean", "std"} that ``model_name``'s ImageNet weights expect, or None."""
     backbone = get_info(model_name).imagenet
-    if not backbone:
-        return None
+    return _normalize_for(backbone, 3) if backbone else None
+
+
+def _normalize_for(backbone: str, channels: int) -> dict:
     mean, std = IMAGENET_NORMALIZE[backbone]
-    return {"mean": [round(m, 6) for m in mean], "std": [round(s, 6) for s in std]}
+    if channels == 1:  # the summed RGB filters of a one-channel model see the mean of the channels
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    return {"mean": [round(m, 9) for m in mean], "std": [round(s, 9) for s in std]}
+
+
+def _no_imagenet(model_name: str) -> str:
+    from edgecls.models.registry import list_models
+
+    have = ", ".join(i.name for i in list_models() if i.imagenet)
+    return (f"imagenet: {model_name} (family {get_info(model_name).family}) has no ImageNet weights in "
+            f"keras.applications; models that have them: {have}; or give a local .h5/.keras path")
 
 
 def _load_imagenet(model: Any, model_name: str, options: dict) -> WeightsReport:
     info = get_info(model_name)
     if not info.imagenet:
-        from edgecls.models.registry import list_models
-
-        have = ", ".join(i.name for i in list_models() if i.imagenet)
-        raise ModelError(f"model.weights: imagenet: {model_name} (family {info.family}) has no ImageNet weights in "
-                         f"keras.applications; models that have them: {have}; or give a local .h5/.keras path")
+        raise ModelError(f"model.weights: {_no_imagenet(model_name)}")
     from edgecls._tf import keras
 
     h, w = model.input_shape[1:3]
@@ -124,14 +215,15 @@ def _load_imagenet(model: Any, model_name: str, options: dict) -> WeightsReport:
     if info.imagenet.startswith("MobileNet"):
         kwargs["alpha"] = options.get("width", 1.0)
     if info.imagenet.startswith("MobileNetV3"):
-        kwargs.update(minimalistic=options.get("minimalistic", False), include_preprocessing=False)
+        # Conv_2 (the 1x1 conv after pooling) is only in the include-top weights; its Logits are left out below.
+        kwargs.update(minimalistic=options.get("minimalistic", False), include_preprocessing=False, include_top=True)
     try:
         reference = getattr(keras.applications, info.imagenet)(**kwargs)
     except ValueError as err:  # keras' own check of the arguments (e.g. an alpha without weights)
         raise ModelError(f"model.weights: imagenet: {info.imagenet} has no weights for these options: "
                          f"{first_line(err)}") from None
     except Exception as err:  # the download: URL fetch failure, socket or HTTP errors
-        file_name = _url_file_name(str(err)) or f"the {info.imagenet} no-top weights file"
+        file_name = _url_file_name(str(err)) or f"the {info.imagenet} weights file"
         raise ModelError(
             f"model.weights: imagenet weights for {info.imagenet} cannot be downloaded (offline?): {first_line(err)}; "
             f"put the file at ~/.keras/models/{file_name} or give model.weights a local .h5/.keras path") from None
@@ -141,26 +233,17 @@ def _load_imagenet(model: Any, model_name: str, options: dict) -> WeightsReport:
 def copy_reference(reference: Any, model: Any, backbone: str) -> WeightsReport:
     """Copy a keras.applications model's weights into the registered model with the same layers.
 
-    Every reference layer with weights must find its twin (same name, same
-    shape): anything else means the options differ from the pretrained ones.
-    The first conv is adapted to the model's input: BGR weights (caffe mode)
-    are reversed to RGB, and for one-channel models the RGB filters are summed.
+    Every reference layer with weights (but its ImageNet classifier) must find
+    its twin (same name, same shape): anything else means the options differ
+    from the pretrained ones. The first conv is adapted to the model's input
+    (``_adapt_stem``).
     """
-    import numpy as np
-
     source: dict[str, list[Any]] = {}
-    stem_done = False
     for layer in leaf_layers(reference):
-        if not layer.weights or type(layer).__name__ in ("Normalization", "Rescaling"):
-            continue  # preprocessing layers: the recipe's data.normalize does that
-        weights = layer.get_weights()
-        if not stem_done and weights[0].ndim == 4:
-            stem_done = True
-            kernel = weights[0][:, :, ::-1] if backbone in _BGR else weights[0]
-            if model.input_shape[-1] == 1:
-                kernel = kernel.sum(axis=2, keepdims=True)
-            weights = [np.ascontiguousarray(kernel), *weights[1:]]
-        source[layer.name] = weights
+        if not layer.weights or type(layer).__name__ in ("Normalization", "Rescaling") or layer.name in _KERAS_TOP:
+            continue  # preprocessing layers: the recipe's data.normalize does that; the 1000-class head is not ours
+        source[layer.name] = layer.get_weights()
+    source, notes = _adapt_stem(source, model, backbone)
     loaded, skipped = _copy_by_name(source, model)
     unmatched = [n for n in source if n not in loaded]
     if unmatched:
@@ -168,12 +251,49 @@ def copy_reference(reference: Any, model: Any, backbone: str) -> WeightsReport:
         raise ModelError(f"model.weights: imagenet: {backbone} weights do not fit {model.name} with these options "
                          f"({len(unmatched)} layers: {', '.join(why[:3])}); ImageNet weights exist for the default "
                          "width/depth (MobileNets: the alphas keras.applications lists)")
-    mean, std = IMAGENET_NORMALIZE[backbone]
-    if model.input_shape[-1] == 1:
-        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
-    normalize = {"mean": [round(m, 6) for m in mean], "std": [round(s, 6) for s in std]}
     skipped = [s for s in skipped if s.split(" ")[0] not in source]
-    return WeightsReport(f"imagenet ({backbone})", len(loaded), _weighted_count(model), tuple(skipped), normalize)
+    return WeightsReport(f"imagenet ({backbone})", len(loaded), _weighted_count(model), tuple(skipped),
+                         _normalize_for(backbone, model.input_shape[-1]), tuple(notes))
+
+
+def _first_conv(layers: Any) -> str | None:
+    """The name of the first entry with a 4-D kernel in ``(name, weights)`` pairs: the stem conv."""
+    return next((name for name, weights in layers if weights and len(weights[0].shape) == 4), None)
+
+
+def _keras_applications_file(source: dict[str, list[Any]], model: Any, model_name: str) -> str:
+    """The backbone whose keras.applications weights ``source`` holds ("" = not such a file).
+
+    The model must be registered with ImageNet weights, and the file's first
+    conv carry the same name as the model's (keras.applications' name). A file
+    with a "logits" layer is edgecls' own (its head), already adapted (RGB).
+    """
+    try:
+        backbone = get_info(model_name).imagenet
+    except ModelError:  # not a registered model (a user's own)
+        return ""
+    if not backbone or "logits" in source:
+        return ""
+    ours = _first_conv((layer.name, layer.weights) for layer in leaf_layers(model))
+    return backbone if ours is not None and _first_conv(source.items()) == ours else ""
+
+
+def _adapt_stem(source: dict[str, list[Any]], model: Any, backbone: str) -> tuple[dict[str, list[Any]], list[str]]:
+    """keras.applications weights for ``model``'s input: caffe-mode (BGR) first conv reversed to RGB, RGB filters
+    summed for a one-channel model. Returns the new {layer: weights} and what was done, for the log."""
+    import numpy as np
+
+    stem = _first_conv(source.items())
+    if stem is None:
+        return source, []
+    kernel, notes = source[stem][0], []
+    if backbone in _BGR:
+        kernel = kernel[:, :, ::-1]
+        notes.append(f"{stem}: {backbone}'s BGR filters reversed to RGB")
+    if model.input_shape[-1] == 1 and kernel.shape[2] == 3:
+        kernel = kernel.sum(axis=2, keepdims=True)
+        notes.append(f"{stem}: RGB filters summed for one channel")
+    return {**source, stem: [np.ascontiguousarray(kernel), *source[stem][1:]]}, notes
 
 
 def _copy_by_name(source: dict[str, list[Any]], model: Any) -> tuple[list[str], list[str]]:
@@ -223,14 +343,69 @@ def _read_h5(path: Path) -> dict[str, list[Any]]:
 
 
 def _read_keras(path: Path) -> dict[str, list[Any]]:
-    """{layer name: weights} of a whole model file, loaded with its layers checked first (no code runs)."""
-    from edgecls.models.loading import UnloadableModelError, load_keras_model
+    """{layer name: weights} of a .keras zip, in the order of its config's layers.
 
-    try:
-        loaded = load_keras_model(path, what="model.weights")
-    except UnloadableModelError as err:  # said as for a .h5 weights file; a refused Lambda passes as it is
-        raise ModelError(f"model.weights: {path}: not a readable Keras weights file ({err.reason})") from None
-    return {layer.name: layer.get_weights() for layer in leaf_layers(loaded) if layer.weights}
+    Read as data: no model is rebuilt, so nothing in the file runs, and files
+    with layers edgecls would not load as a model (keras.applications'
+    MobileNetV3 has TFOpLambda layers) still give their weights, quickly.
+    model.weights.h5 holds ``layers/<snake_case class>[_k]/vars/<i>`` (k
+    counts that class in the config's layer list; nested models go on with
+    ``/layers/...``; vars are trainable then non-trainable, as ``get_weights``).
+    """
+    import io
+    import json
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    from edgecls.models.loading import MAX_CONFIG_BYTES
+
+    with zipfile.ZipFile(path) as z:
+        missing = _not_keras_zip(path, z.namelist())
+        if missing:
+            raise ModelError(f"model.weights: {missing}")
+        if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:  # the same bound as a model file's
+            raise ModelError(f"model.weights: {path}: its config.json is too large for a model config")
+        config = json.loads(z.read("config.json"))
+        data = z.read("model.weights.h5")
+    weights: dict[str, list[Any]] = {}
+    with h5py.File(io.BytesIO(data), "r") as f:
+        for where, name in _weight_paths(config.get("config", {}).get("layers", []), "layers"):
+            group = f.get(f"{where}/vars")
+            if group is not None and len(group) and name not in weights:
+                weights[name] = [np.asarray(group[str(i)]) for i in range(len(group))]
+    return weights
+
+
+def _not_keras_zip(path: Path, names: list[str]) -> str:
+    """What a zip lacks to be a .keras model file ("" = nothing)."""
+    lacks = [part for part in ("config.json", "model.weights.h5") if part not in names]
+    return f"{path}: a zip without {' and '.join(lacks)}: not a .keras model file" if lacks else ""
+
+
+def _weight_paths(layers: list[Any], prefix: str) -> list[tuple[str, str]]:
+    """(path in model.weights.h5, layer name) of each layer in a .keras config's layer list, as tf_keras names them."""
+    out: list[tuple[str, str]] = []
+    used: dict[str, int] = {}
+    for layer in layers:
+        if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+            continue
+        key = _snake_case(str(layer.get("class_name", "")))
+        used[key] = used[key] + 1 if key in used else 0
+        where = f"{prefix}/{key}_{used[key]}" if used[key] else f"{prefix}/{key}"
+        inner = layer["config"].get("layers")
+        if isinstance(inner, list):  # a nested model
+            out += _weight_paths(inner, f"{where}/layers")
+        else:
+            out.append((where, str(layer["config"].get("name"))))
+    return out
+
+
+def _snake_case(name: str) -> str:
+    """tf_keras' generic_utils.to_snake_case (how .keras files name their layers' weights)."""
+    text = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)).lower()
+    return text if not text.startswith("_") else "private" + text
 
 
 def _url_file_name(message: str) -> str | None:
@@ -308,6 +483,15 @@ def _copy_layer(layer: Any, names: set[str], prefix: str, trainable: bool) -> An
 
 
 # --- fine-tuning and few-shot -------------------------------------------------------------------
+
+
+def _head_layers(model: Any) -> list[Any]:
+    """The layers of ``model``'s head (from "avg_pool" or "logits" on); none when it has neither."""
+    layers = list(leaf_layers(model))
+    try:
+        return layers[_head_start(layers):]
+    except ModelError:
+        return []
 
 
 def _head_start(layers: list[Any]) -> int:

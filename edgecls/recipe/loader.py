@@ -6,6 +6,7 @@ Errors name the file, the line and the key path, and suggest the close key:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def recipe_dirs() -> list[Path]:
 
 
 def resolve_path(name_or_path: str) -> Path:
-    """A recipe file path, or the name of a bundled recipe (``digits`` -> recipes/digits.yaml)."""
+    """A recipe file path, or the name of a bundled recipe (``digits`` -> recipes/digits.yaml).
+
+    A name that is neither is a RecipeError suggesting the closest recipe name.
+    """
     path = Path(name_or_path)
     if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
         return path
@@ -38,7 +42,10 @@ def resolve_path(name_or_path: str) -> Path:
         for suffix in (".yaml", ".yml"):
             if (d / f"{name_or_path}{suffix}").exists():
                 return d / f"{name_or_path}{suffix}"
-    return path
+    names = sorted({p.stem for d in recipe_dirs() for p in d.glob("*.y*ml")})
+    hint = typed._suggest(name_or_path, names)
+    raise RecipeError(f"no such file, and no recipe named '{name_or_path}'{hint or ''} (edgecls recipes lists them)",
+                      source=name_or_path)
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -93,31 +100,68 @@ def _validate(raw: dict, overrides: Sequence[str], source: str) -> Recipe:
         overrides = [overrides]
     raw, origins = apply_overrides(raw, list(overrides))
     ctx = typed.Context(source, origins)
-    recipe = typed.build(Recipe, raw, "", ctx, getattr(raw, "line", None))  # a plain dict has no lines
-    _check_model(recipe, raw, ctx)
+    errors = []
+    try:
+        recipe = typed.build(Recipe, raw, "", ctx, getattr(raw, "line", None))  # a plain dict has no lines
+    except RecipeError as err:
+        errors.append(err)
+    errors += _check_model(raw, ctx)  # independent of the other sections: reported with their mistakes
+    if errors:
+        raise RecipeError.combine(errors)
+    object.__setattr__(recipe, "_origin", Origin(ctx, raw))  # not a field: equality and the saved copy ignore it
     return recipe
 
 
-def _check_model(recipe: Recipe, raw: dict, ctx: typed.Context) -> None:
-    """The model name and its option names, against the registry (no TensorFlow needed)."""
+def _check_model(raw: dict, ctx: typed.Context) -> list[RecipeError]:
+    """The model name and its option names, against the registry (no TensorFlow needed).
+
+    Reads the raw mapping, so it runs even when other keys are wrong; values of the wrong type are
+    left to the type checks, which report them.
+    """
     from edgecls.models import registry
 
-    model_raw = raw.get("model", {})
+    model_raw = raw.get("model")
+    name = model_raw.get("name") if isinstance(model_raw, dict) else None
+    if not isinstance(name, str):  # a backbone run: its architecture is checked when training loads it
+        return []
     lines = getattr(model_raw, "lines", {})
-    if recipe.model.name is None:  # a backbone run: its architecture is checked when training loads it
-        return
-    names = [m.name for m in registry.list_models()]
-    if recipe.model.name not in names:
-        hint = typed._suggest(recipe.model.name, names)
-        raise ctx.error(f"unknown model '{recipe.model.name}'{hint or ''} (edgecls models lists them)",
-                        "model.name", lines.get("name"))
-    info = next(m for m in registry.list_models() if m.name == recipe.model.name)
-    opt_lines = getattr(model_raw.get("options", {}), "lines", {})
-    for key in recipe.model.options:
-        if key not in info.options:
-            hint = typed._suggest(key, list(info.options))
-            raise ctx.error(f"unknown option of {info.name}{hint or ''}; accepted: {', '.join(info.options) or 'none'}",
-                            f"model.options.{key}", opt_lines.get(key, lines.get("options")))
+    infos = {m.name: m for m in registry.list_models()}
+    if name not in infos:
+        hint = typed._suggest(name, list(infos))
+        return [ctx.error(f"unknown model '{name}'{hint or ''} (edgecls models lists them)",
+                          "model.name", lines.get("name"))]
+    info = infos[name]
+    options = model_raw.get("options")
+    opt_lines = getattr(options, "lines", {})
+    return [ctx.error(f"unknown option of {info.name}{typed._suggest(key, list(info.options)) or ''}; "
+                      f"accepted: {', '.join(info.options) or 'none'}",
+                      f"model.options.{key}", opt_lines.get(key, lines.get("options")))
+            for key in (options if isinstance(options, dict) else ()) if key not in info.options]
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where a loaded recipe's values came from (its file's lines, the ``--set`` overrides), so that a
+    later check (edgecls.recipe.preflight) names ``file:line: key`` as the loader does."""
+
+    ctx: typed.Context
+    raw: dict
+
+    def error(self, message: str, key: str) -> RecipeError:
+        if self.ctx.source is None:
+            return RecipeError(message, key=key)
+        node, line = self.raw, getattr(self.raw, "line", None)
+        for part in key.split("."):  # the deepest line known on the key's path
+            if not isinstance(node, dict) or part not in node:
+                break
+            line, node = getattr(node, "lines", {}).get(part, line), node[part]
+        return self.ctx.error(message, key, line)
+
+
+def origin(recipe: Recipe) -> Origin:
+    """The recipe's Origin; a Recipe built in Python has none, and its errors name only the key."""
+    found = getattr(recipe, "_origin", None)
+    return found if found is not None else Origin(typed.Context(None), {})
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:
@@ -154,7 +198,8 @@ def list_recipes() -> list[tuple[str, Path, str]]:
             seen.add(path.stem)
             try:
                 desc = load_recipe(path).description
-            except RecipeError as err:
-                desc = f"INVALID: {err}"
+            except RecipeError as err:  # the first mistake: a listing keeps one line per recipe
+                more = f" (and {len(err.errors) - 1} more)" if len(err.errors) > 1 else ""
+                desc = f"INVALID: {err.errors[0]}{more}"
             rows.append((path.stem, path, desc))
     return rows

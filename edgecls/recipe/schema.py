@@ -57,7 +57,18 @@ class ShapesOptions:
 
 @config
 class FolderOptions:
-    path: str = spec(help="folder with one sub-folder of images per class (JPEG, PNG, BMP, GIF)")
+    path: str = spec(help="folder with one sub-folder of images per class (JPEG, PNG, BMP, GIF), "
+                          "or with train/, val/ (or validation/) and test/ folders of them")
+    on_bad_file: Literal["skip", "fail"] = spec("skip", help="corrupt or non-image files: list and skip, or fail the run")
+    layout: Literal["auto", "classes", "split"] = spec(
+        "auto", help="classes: every sub-folder is a class; split: sub-folders train/, val/, test/ hold the class "
+                     "folders and are the splits; auto: split when every sub-folder is named so")
+
+
+@config
+class CsvOptions:
+    path: str = spec(help="CSV file, one image per row: path,label[,split] (a header row of those names is "
+                          "optional); paths relative to the CSV's folder, split train, val or test")
     on_bad_file: Literal["skip", "fail"] = spec("skip", help="corrupt or non-image files: list and skip, or fail the run")
 
 
@@ -85,13 +96,15 @@ class KerasOptions:
 @config
 class TfdsOptions:
     name: str = spec(help="TFDS data set name, e.g. 'tf_flowers'")
-    split: str = spec("train", help="TFDS split to read; edgecls makes its own train/validation/test split")
+    split: Optional[str] = spec(
+        None, help="TFDS split to read, e.g. 'train[:50%]' (then splits.test: official falls back to a fraction); "
+                   "default: the set's own train, validation and test splits")
     data_dir: Optional[str] = spec(None, help="TFDS data directory")
     image_key: str = spec("image")
     label_key: str = spec("label")
 
 
-SOURCE_OPTIONS = {"digits": DigitsOptions, "shapes": ShapesOptions, "folder": FolderOptions,
+SOURCE_OPTIONS = {"digits": DigitsOptions, "shapes": ShapesOptions, "folder": FolderOptions, "csv": CsvOptions,
                   "tfrecord": TfrecordOptions, "keras": KerasOptions, "tfds": TfdsOptions}
 
 
@@ -107,14 +120,20 @@ class Normalize:
 
 @config
 class Splits:
-    validation: float = spec(0.1, ge=0.0, lt=1.0, help="fraction of each class held out for validation")
-    test: float = spec(0.2, gt=0.0, lt=1.0, help="fraction of each class held out for the test metrics")
+    validation: float = spec(
+        0.1, ge=0.0, lt=1.0,
+        help="fraction of each class held out for validation (of the train part, when the source's own test split "
+             "is used; a source's own validation split, e.g. a val/ folder, is used as it is)")
+    test: Union[float, Literal["official"]] = spec(
+        "official", gt=0.0, lt=1.0,
+        help="'official': the source's own test split (keras and tfds sets, a test/ folder, a CSV's split column), "
+             "else 0.2 of each class; a fraction: that much of each class, re-split from every image")
     train_per_class: Optional[int] = spec(
         None, ge=1, le=MAX_COUNT,
         help="few-shot: train on only this many images per class (drawn by the seed; test is unchanged)")
 
     def __post_init__(self):
-        if self.validation + self.test >= 1.0:
+        if self.test != "official" and self.validation + self.test >= 1.0:
             raise ValueError("test: validation + test must leave data to train on (sum < 1)")
 
 
@@ -138,7 +157,8 @@ class Augment:
 
 @config
 class DataConfig:
-    source: Literal["digits", "shapes", "folder", "tfrecord", "keras", "tfds"] = spec(help="where images come from")
+    source: Literal["digits", "shapes", "folder", "csv", "tfrecord", "keras", "tfds"] = spec(
+        help="where images come from")
     options: Any = spec(None, variant_of="source", variants=SOURCE_OPTIONS, help="options of the source")
     image_size: Union[int, tuple[int, int]] = spec(help="model input size: N or [height, width]")
     channels: Literal[1, 3] = spec(3, help="1 (grayscale) or 3 (RGB)")

@@ -229,9 +229,10 @@ def convert(tp: Any, value: Any, path: str, ctx: Context, line: int | None) -> A
                 return convert(arg, value, path, ctx, line)
             except RecipeError as err:
                 errors.append(err)
-        deeper = [e for e in errors if e.key != path]  # the value had this member's shape; its inside is wrong
-        if len(errors) == 1 or len(deeper) == 1:
-            raise (deeper or errors)[0]
+        # A member whose type the value has, but whose inside or value is wrong (nan for a float), says more.
+        fits = [e for e in errors if e.key != path or not e.message.startswith(("expected ", "must be one of "))]
+        if len(errors) == 1 or len(fits) == 1:
+            raise (fits or errors)[0]
         raise ctx.error(f"expected {_type_name(tp)}, got {_short(value)}", path, line)
     if origin is Literal:
         choices = get_args(tp)
@@ -245,17 +246,17 @@ def convert(tp: Any, value: Any, path: str, ctx: Context, line: int | None) -> A
             raise ctx.error(f"expected a list, got {_short(value)}", path, line)
         lines = getattr(value, "lines", [line] * len(value))
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(convert(args[0], v, f"{path}[{i}]", ctx, lines[i]) for i, v in enumerate(value))
+            return tuple(_each((args[0], v, f"{path}[{i}]", ctx, lines[i]) for i, v in enumerate(value)))
         if len(value) != len(args):
             raise ctx.error(f"expected a list of {len(args)} items, got {len(value)}", path, line)
-        return tuple(convert(a, v, f"{path}[{i}]", ctx, lines[i]) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_each((a, v, f"{path}[{i}]", ctx, lines[i]) for i, (a, v) in enumerate(zip(args, value))))
     if origin is dict:
         ktype, vtype = get_args(tp)
         if not isinstance(value, dict):
             raise ctx.error(f"expected a mapping, got {_short(value)}", path, line)
         lines = getattr(value, "lines", {})
-        return {convert(ktype, k, path, ctx, lines.get(k, line)): convert(vtype, v, f"{path}.{k}", ctx, lines.get(k, line))
-                for k, v in value.items()}
+        keys = _each((ktype, k, path, ctx, lines.get(k, line)) for k in value)
+        return dict(zip(keys, _each((vtype, v, f"{path}.{k}", ctx, lines.get(k, line)) for k, v in value.items())))
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -278,6 +279,19 @@ def convert(tp: Any, value: Any, path: str, ctx: Context, line: int | None) -> A
             return os.fspath(value)
         raise ctx.error(f"expected a string, got {_short(value)}", path, line)
     raise TypeError(f"typed.convert: unsupported type {tp!r} at {path}")  # a schema bug, not a user error
+
+
+def _each(calls) -> list:
+    """:func:`convert` for each (tp, value, path, ctx, line); every item's mistakes in one RecipeError."""
+    out, errors = [], []
+    for args in calls:
+        try:
+            out.append(convert(*args))
+        except RecipeError as err:
+            errors.append(err)
+    if errors:
+        raise RecipeError.combine(errors)
+    return out
 
 
 def _plain(value: Any, path: str, ctx: Context, line: int | None) -> Any:
@@ -335,7 +349,12 @@ def _convert_field(tp: Any, value: Any, meta: dict, path: str, ctx: Context, lin
 
 
 def build(cls: type, value: Any, path: str, ctx: Context, line: int | None) -> Any:
-    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges."""
+    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges.
+
+    Every independent mistake is reported (RecipeError.combine): each unknown key and each wrong field,
+    nested sections' too. A section with a wrong field is not constructed, so its cross-field checks
+    (``__post_init__``) never see a value that failed its own.
+    """
     if value is None:
         value = {}
     if not isinstance(value, dict):
@@ -344,23 +363,30 @@ def build(cls: type, value: Any, path: str, ctx: Context, line: int | None) -> A
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     lines = getattr(value, "lines", {})
     here = getattr(value, "line", line)
+    errors: list[RecipeError] = []
     for key in value:
         if key not in fields:
             hint = _suggest(key, list(fields))
-            raise ctx.error(f"unknown key{hint or '; expected one of ' + ', '.join(fields)}",
-                            f"{path}.{key}" if path else str(key), lines.get(key, here))
+            errors.append(ctx.error(f"unknown key{hint or '; expected one of ' + ', '.join(fields)}",
+                                    f"{path}.{key}" if path else str(key), lines.get(key, here)))
     kwargs = {}
     for name, f in fields.items():
         sub = f"{path}.{name}" if path else name
         if name not in value:
             if f.default is _MISSING and f.default_factory is _MISSING:
-                raise ctx.error("required key is missing", sub, here)
+                errors.append(ctx.error("required key is missing", sub, here))
             continue
         tp = hints[name]
         if f.metadata.get("variant_of"):
             selector = value.get(f.metadata["variant_of"], fields[f.metadata["variant_of"]].default)
-            tp = f.metadata["variants"].get(selector, tp)
-        kwargs[name] = _convert_field(tp, value[name], f.metadata, sub, ctx, lines.get(name, here))
+            if isinstance(selector, str):  # a wrong selector (reported on its own key) leaves these untyped
+                tp = f.metadata["variants"].get(selector, tp)
+        try:
+            kwargs[name] = _convert_field(tp, value[name], f.metadata, sub, ctx, lines.get(name, here))
+        except RecipeError as err:
+            errors.append(err)
+    if errors:
+        raise RecipeError.combine(errors)
     # Variant fields left out still need their variant's defaults.
     for name, f in fields.items():
         if name not in kwargs and f.metadata.get("variant_of"):
@@ -396,29 +422,36 @@ def _hints(cls: type) -> dict[str, Any]:
 def check_fields(obj: Any) -> None:
     """Check and normalize every field of a dataclass instance against its type and :func:`spec`.
 
-    Raises FieldError naming the field. Normalizing: lists become tuples, ints in float
+    Raises FieldError naming each wrong field (one line each). Normalizing: lists become tuples, ints in float
     fields floats, a variant field left out (or given as a mapping) gets its variant's
     dataclass, as :func:`build` does for YAML.
     """
     cls = type(obj)
     hints = _hints(cls)
+    errors: list[RecipeError] = []
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
         value, tp = getattr(obj, f.name), hints[f.name]
-        if f.metadata.get("variant_of"):
-            variant = f.metadata["variants"].get(getattr(obj, f.metadata["variant_of"]))
-            if variant is not None:
-                if value is None:
-                    value = {}
-                elif not isinstance(value, (dict, variant)):
-                    selector = f"{f.metadata['variant_of']} {getattr(obj, f.metadata['variant_of'])!r}"
-                    raise _PYTHON.error(f"expected {variant.__name__} for {selector}, got {_short(value)}",
-                                        f.name, None)
-                tp = variant
-        converted = _convert_field(tp, value, f.metadata, f.name, _PYTHON, None)
+        try:
+            if f.metadata.get("variant_of"):
+                selector = getattr(obj, f.metadata["variant_of"])
+                variant = f.metadata["variants"].get(selector) if isinstance(selector, str) else None
+                if variant is not None:
+                    if value is None:
+                        value = {}
+                    elif not isinstance(value, (dict, variant)):
+                        raise _PYTHON.error(f"expected {variant.__name__} for {f.metadata['variant_of']} "
+                                            f"{selector!r}, got {_short(value)}", f.name, None)
+                    tp = variant
+            converted = _convert_field(tp, value, f.metadata, f.name, _PYTHON, None)
+        except RecipeError as err:
+            errors.append(err)
+            continue
         if converted is not getattr(obj, f.name):
             object.__setattr__(obj, f.name, converted)
+    if errors:
+        raise RecipeError.combine(errors)
 
 
 def config(cls: type) -> type:

@@ -1,7 +1,7 @@
 """The runtime's command line (argparse, no click): what ``edgecls-runtime.pyz`` and ``python -m edgecls.runtime`` run.
 
     classify MODEL IMAGE_OR_DIR... [--top-k 5] [--threads N] [--json] [--labels FILE]
-    classify MODEL --camera 0 [--frames N]
+    classify MODEL --camera 0|VIDEO|picamera2 [--frames N]
     bench MODEL [--threads 2] [--runs 50] [--warmup 5] [--json]
     eval MODEL --data test.npz [--threads N] [--corruptions a,b] [--severities 1,3,5] [--json]
     explain MODEL IMAGE_OR_DIR... [--patch N] [--stride N] [--out DIR] [--json]
@@ -25,7 +25,7 @@ import time
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from edgecls.runtime.corruptions import DEFAULT_SEVERITIES
-from edgecls.runtime.errors import DependencyMissing, EdgeclsError, ImageError, UsageError
+from edgecls.runtime.errors import EdgeclsError, ImageError, UsageError
 from edgecls.runtime.options import (BACKEND, CLASSIFY, DELEGATE, LABELS, MODEL_OPTIONS, PREPROCESSING, THREADS,
                                      VERBOSE, Option, check_int, resolve)
 
@@ -35,10 +35,12 @@ PROG = "edgecls-runtime"
 # ---------------------------------------------------------------------------------------------- helpers
 
 @contextlib.contextmanager
-def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
+def quiet_native_stderr(enabled: bool = True, *, keep_python: bool = False) -> Iterator[None]:
     """Hide what native code writes to fd 2 (XNNPACK and LiteRT INFO lines); EDGECLS_TF_LOGS=1 shows it.
 
-    Python exceptions still carry the interpreters' error messages.
+    Python exceptions still carry the interpreters' error messages. ``keep_python``: where stderr is a
+    terminal, ``sys.stderr`` itself keeps writing to it, so a progress bar drawn from Python inside the
+    block (int8 calibration, which the converter drives) stays visible while native lines are hidden.
     """
     if not enabled or os.environ.get("EDGECLS_TF_LOGS") == "1":
         yield
@@ -50,10 +52,18 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
+    python_stderr = None
     try:
         os.dup2(devnull, 2)
+        if keep_python and os.isatty(saved):
+            python_stderr = sys.stderr
+            sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None),
+                              errors="backslashreplace")
         yield
     finally:
+        if python_stderr is not None:
+            sys.stderr.close()
+            sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
@@ -162,44 +172,43 @@ def classify_camera(model: str, camera: int | str, *, top_k: int = 1, threads: i
                     labels: str | None = None, backend: str | None = None, delegate: str | None = None,
                     as_json: bool = False, frames: int | None = None, out: TextIO | None = None,
                     **preprocessing: Any) -> int:
-    """Classify frames from an OpenCV camera (index) or video source; print top-1 and FPS per frame."""
+    """Classify camera frames (an OpenCV index, a video file/URL, or "picamera2"); print top-1 and FPS per frame.
+
+    A camera that does not open or gives no first frame raises CameraError (one line); a video that ends
+    stops the loop.
+    """
+    from edgecls.runtime.camera import CameraError, camera_frames
+
     out = out or sys.stdout
-    try:
-        import cv2  # noqa: PLC0415 - optional extra
-    except ImportError:
-        raise DependencyMissing("--camera needs OpenCV: pip install opencv-python-headless "
-                                "(or edgecls[camera])") from None
+    source = camera_frames(camera)  # a missing OpenCV / Picamera2 is named before the model loads
     clf = load_classifier(model, threads=threads, labels=labels, backend=backend, delegate=delegate,
                           **preprocessing)
-    cap = cv2.VideoCapture(camera)
-    if not cap.isOpened():
-        raise EdgeclsError(f"camera {camera}: cannot open it (is it connected, and is the index right?)")
+    with quiet_native_stderr():  # libcamera logs INFO lines on fd 2 as it starts
+        source.open()
     count, fps, last = 0, 0.0, time.perf_counter()
     try:
-        while frames is None or count < frames:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                if count == 0:
-                    raise EdgeclsError(f"camera {camera}: opened, but gave no frame")
-                break
-            rgb = frame[..., ::-1] if frame.ndim == 3 and frame.shape[-1] == 3 else frame  # OpenCV is BGR
-            preds = clf.classify(rgb, top_k=top_k)
-            now = time.perf_counter()
-            inst = 1.0 / max(now - last, 1e-9)
-            fps = inst if count == 0 else 0.9 * fps + 0.1 * inst
-            last = now
-            count += 1
-            best = preds[0]
-            if as_json:
-                print(json.dumps({"frame": count, "label": best.label, "index": best.index,
-                                  "score": round(best.score, 6), "fps": round(fps, 2)}), file=out)
-            else:
-                print(f"frame {count:6d}  {best.label:<24} {best.score:6.3f}  {fps:6.1f} fps", file=out)
-            out.flush()
+        with contextlib.closing(source):
+            while frames is None or count < frames:
+                rgb = source.read()
+                if rgb is None:
+                    if count == 0:
+                        raise CameraError(f"{source.name}: opened, but gave no frame")
+                    break
+                preds = clf.classify(rgb, top_k=top_k)
+                now = time.perf_counter()
+                inst = 1.0 / max(now - last, 1e-9)
+                fps = inst if count == 0 else 0.9 * fps + 0.1 * inst
+                last = now
+                count += 1
+                best = preds[0]
+                if as_json:
+                    print(json.dumps({"frame": count, "label": best.label, "index": best.index,
+                                      "score": round(best.score, 6), "fps": round(fps, 2)}), file=out)
+                else:
+                    print(f"frame {count:6d}  {best.label:<24} {best.score:6.3f}  {fps:6.1f} fps", file=out)
+                out.flush()
     except KeyboardInterrupt:
         pass
-    finally:
-        cap.release()
     return 0
 
 

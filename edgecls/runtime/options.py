@@ -59,7 +59,7 @@ class Option:
             return check_int(int(text) if text.lstrip("+-").isdigit() else value, self.flag, self.low, self.high)
         if self.kind == "floats":
             return parse_floats(value, self.flag)
-        if self.kind == "source":  # a camera index, or a video file / URL
+        if self.kind == "source":  # a camera index, a video file / URL, or "picamera2"
             text = str(value)
             return int(text) if text.isdigit() else text
         if self.choices and value not in self.choices:
@@ -127,8 +127,8 @@ CLASSIFY = (
     Option("--top-k", "top_k", "answers per image", kind="int", default=5, low=1, metavar="K"),
     Option("--json", "as_json", "JSON lines instead of a table", kind="flag", default=False),
     LABELS,
-    Option("--camera", "camera", "read frames from OpenCV camera N (or a video file/URL); prints top-1 and FPS",
-           kind="source", metavar="N"),
+    Option("--camera", "camera", "read frames from OpenCV camera N, a video file/URL, or picamera2 (the Raspberry "
+           "Pi Camera Module, through libcamera); prints top-1 and FPS", kind="source", metavar="N|picamera2"),
     Option("--frames", "frames", "with --camera: stop after N frames", kind="int", low=1, metavar="N"),
     Option("--workers", "workers", "decoding threads that work ahead of the model", kind="int", default=1, low=1,
            high=MAX_THREADS, metavar="N"),

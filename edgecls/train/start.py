@@ -31,7 +31,8 @@ def backbone_file(spec: str) -> Path:
                              f"(edgecls train RECIPE --run-dir {path})")
         return model
     if path.suffix not in (".keras", ".h5"):
-        raise ModelError(f"model.backbone: {spec}: expected a run directory or a .keras/.h5 model file")
+        what = "no such run directory" if not path.exists() else "expected a run directory or a .keras/.h5 model file"
+        raise ModelError(f"model.backbone: {spec}: {what}")
     if not path.is_file():
         raise ModelError(f"model.backbone: {path}: no such run directory or file")
     return path

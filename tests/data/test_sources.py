@@ -233,11 +233,11 @@ def test_shapes_source_exposes_attributes_and_boxes():
 
 
 def test_unknown_source_and_option():
-    with pytest.raises(DataError, match="digits, shapes, folder, tfrecord, keras, tfds"):
+    with pytest.raises(DataError, match="digits, shapes, folder, csv, tfrecord, keras, tfds"):
         load_source("imagenet", {})
     with pytest.raises(DataError, match="colour"):
         load_source("shapes", {"colour": "red"})
-    assert SOURCES == ("digits", "shapes", "folder", "tfrecord", "keras", "tfds")
+    assert SOURCES == ("digits", "shapes", "folder", "csv", "tfrecord", "keras", "tfds")
 
 
 def test_tfds_not_installed_is_clear():

@@ -170,7 +170,7 @@ def test_imagenet_weights_that_do_not_fit_the_options(keras: Any) -> None:
 def test_imagenet_normalization_per_model() -> None:
     assert imagenet_normalization("mobilenet_v3_small") == {"mean": [0.5] * 3, "std": [0.5] * 3}
     caffe = imagenet_normalization("resnet50")
-    assert caffe["std"] == [round(1 / 255, 6)] * 3 and caffe["mean"][0] == round(123.68 / 255, 6)
+    assert caffe["std"] == [round(1 / 255, 9)] * 3 and caffe["mean"][0] == round(123.68 / 255, 9)
     assert imagenet_normalization("densenet121")["std"] == [0.229, 0.224, 0.225]
     assert imagenet_normalization("lenet5") is None
 
@@ -206,7 +206,7 @@ def test_local_file_errors_name_the_path(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"not a model at all")
         with pytest.raises(ModelError, match=rf"^model.weights: {tmp_path}/{name}: not a readable Keras weights file"):
             load_weights(model, str(tmp_path / name))
-    with pytest.raises(ModelError, match=r"^model.weights must be 'imagenet' or a .h5/.keras file, got 'w.bin'"):
+    with pytest.raises(ModelError, match=r"^model.weights: must be 'imagenet' or a .h5/.keras file, got 'w.bin'"):
         load_weights(model, "w.bin")
 
 
@@ -300,7 +300,7 @@ def test_unfreezing_keeps_constants_frozen(keras: Any) -> None:
     freeze_backbone(model, 10_000)
     constants = [layer for layer in model.layers if layer.name.endswith("_affine")]
     assert constants and not any(layer.trainable for layer in constants)
-    # MobileNetV3's head starts at the pooling: Conv_2 (not in ImageNet's no-top weights) trains with the head.
+    # MobileNetV3's head starts at the pooling: Conv_2 (pretrained, from keras' include-top weights) trains with it.
     freeze_backbone(model)
     assert {layer.name for layer in model.layers if layer.trainable_weights} == {"Conv_2", "logits"}
 

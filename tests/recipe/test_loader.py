@@ -37,7 +37,7 @@ def test_defaults_and_types(write_recipe):
     r = load_recipe(write_recipe(GOOD))
     assert r.data.image_size == (8, 8)
     assert r.train.epochs == 2 and r.train.optimizer.name == "adam"
-    assert r.data.splits.test == 0.2
+    assert r.data.splits.test == "official"  # the source's own test split where it has one
     with pytest.raises(Exception):  # frozen
         r.train.epochs = 3  # type: ignore[misc]
 
@@ -67,8 +67,8 @@ def test_cross_field_check_names_the_key(write_recipe):
 
 def test_bad_choice_suggests(write_recipe):
     path = write_recipe(GOOD.replace("source: digits", "source: digit"))
-    assert error_of(path) == (f"{path}:3: data.source: must be one of 'digits', 'shapes', 'folder', 'tfrecord', "
-                              f"'keras', 'tfds', got 'digit'; did you mean 'digits'?")
+    assert error_of(path) == (f"{path}:3: data.source: must be one of 'digits', 'shapes', 'folder', 'csv', "
+                              f"'tfrecord', 'keras', 'tfds', got 'digit'; did you mean 'digits'?")
 
 
 def test_missing_required_key(write_recipe):

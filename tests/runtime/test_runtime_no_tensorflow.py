@@ -80,7 +80,7 @@ def test_runtime_sources_import_only_what_the_device_has():
     """numpy at module level; Pillow, interpreters, OpenCV, flatbuffers only inside functions; from edgecls
     only the packed modules (runtime, errors, metrics, _vendor). TensorFlow only in the tf.lite backend."""
     packed = ("edgecls.runtime", "edgecls.errors", "edgecls.metrics", "edgecls._vendor")
-    third_party_lazy = ("PIL", "cv2", "ai_edge_litert", "tflite_runtime", "flatbuffers")
+    third_party_lazy = ("PIL", "cv2", "picamera2", "ai_edge_litert", "tflite_runtime", "flatbuffers")
     stdlib = set(sys.stdlib_module_names)
     problems = []
     for path in sorted(RUNTIME.glob("*.py")):

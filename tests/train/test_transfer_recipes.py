@@ -124,7 +124,7 @@ def _one_line_error(res, code: int, text: str) -> None:
 def test_backbone_run_not_trained_yet(tmp_path):
     (tmp_path / "runs" / "transfer-base").mkdir(parents=True)
     res = run_cli("train", str(RECIPES / "transfer-fewshot.yaml"), cwd=tmp_path)
-    _one_line_error(res, 1, "model.backbone: runs/transfer-base holds no train/model.keras; train that recipe first")
+    _one_line_error(res, 2, "model.backbone: runs/transfer-base holds no train/model.keras; train that recipe first")
     assert not (tmp_path / "runs" / "transfer-fewshot" / "train" / "model.keras").exists()
 
 
@@ -144,7 +144,7 @@ def test_backbone_with_another_input_size(flow, tmp_path):
 def test_missing_weights_file(tmp_path):
     res = run_cli("train", str(RECIPES / "digits.yaml"), "--set", "model.weights=nope.h5", "--run-dir",
                   str(tmp_path / "r"), cwd=tmp_path)
-    _one_line_error(res, 1, "model.weights: nope.h5: no such file")
+    _one_line_error(res, 2, "model.weights: nope.h5: no such file")  # found before work: a recipe error
 
 
 @pytest.mark.parametrize("sets, text", [
