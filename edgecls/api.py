@@ -18,7 +18,11 @@ from typing import Sequence
 
 from edgecls.run import ExportRecord, Run, StageRecord, StatusRow, TrainRecord
 
-def _recipe(recipe, overrides: Sequence[str] = ()):
+def _checked(recipe, overrides: Sequence[str] = (), *, device=None):
+    """The Recipe (a Recipe, a path or a bundled name), with what it points at checked before any work
+    (edgecls.recipe.preflight): the recipe's mistakes and those of its data, weights, backbone and
+    ``device`` in one RecipeError."""
+    from edgecls.recipe.preflight import load_checked, preflight
     from edgecls.recipe.schema import Recipe
 
     if isinstance(recipe, Recipe):
@@ -26,8 +30,9 @@ def _recipe(recipe, overrides: Sequence[str] = ()):
             from edgecls.errors import UsageError
 
             raise UsageError("overrides go with a recipe file or name; a Recipe object is already resolved")
+        preflight(recipe, device=device)
         return recipe
-    return Recipe.load(recipe, overrides=list(overrides))
+    return load_checked(recipe, list(overrides), device=device)
 
 
 def _run(run) -> Run:
@@ -47,11 +52,9 @@ def train(recipe, run_dir=None, *, overrides: Sequence[str] = (), resume: bool =
     train/ only once the new model is about to train. What the recipe points at (data, weights, backbone)
     is checked first (edgecls.recipe.preflight): every problem in one RecipeError, before any work.
     """
-    from edgecls.recipe.preflight import preflight
     from edgecls.train.trainer import train as _train
 
-    rec = _recipe(recipe, overrides)
-    preflight(rec)
+    rec = _checked(recipe, overrides)
     return _train(rec, run_for(rec, run_dir), resume=resume, force=force)
 
 
@@ -108,11 +111,9 @@ def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str 
     ``bench_options``: :func:`bench`'s corruptions, severities, explain_images."""
     from edgecls.bench.run import parse_quality
     from edgecls.flow import run_all as _run_all
-    from edgecls.recipe.preflight import preflight
 
-    rec = _recipe(recipe, overrides)
     parse_quality(**bench_options)  # a bad option is one line now, not after an hour of training
-    preflight(rec, device=device)  # so are the data, the weights and the device
+    rec = _checked(recipe, overrides, device=device)  # so are the recipe, its data, weights and the device
     return _run_all(rec, run_for(rec, run_dir), device=device, **bench_options)
 
 

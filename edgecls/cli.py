@@ -61,8 +61,6 @@ def _print_metrics(report: dict, title: str) -> None:
 def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, force: bool,
           worker_hosts: str | None, task_index: int | None) -> None:
     """Train RECIPE (a file, or the name of a bundled recipe) into its run directory."""
-    from edgecls.recipe import load_recipe
-
     if (worker_hosts is None) != (task_index is None):
         raise UsageError("--worker-hosts and --task-index go together")
     if worker_hosts is not None:
@@ -71,10 +69,9 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
         os.environ["TF_CONFIG"] = worker_hosts_config(worker_hosts, task_index)
         overrides = (*overrides, "train.strategy=multi_worker", "train.cluster=tf_config")
     from edgecls import api
-    from edgecls.recipe.preflight import preflight
+    from edgecls.recipe.preflight import load_checked
 
-    rec = load_recipe(recipe, overrides)
-    preflight(rec)  # before the line that says training starts (api.train checks again: cheap)
+    rec = load_checked(recipe, overrides)  # before the line that says training starts (api.train checks again: cheap)
     run = api.run_for(rec, run_dir)
     log.info("training '%s' into %s", rec.name, run.root)
     record = api.train(rec, run, resume=resume, force=force)
@@ -325,11 +322,10 @@ def info(model: str, as_json: bool) -> None:
 def validate(recipe: str, overrides: tuple[str, ...], show: bool, device: str | None) -> None:
     """Check RECIPE: keys, types, ranges, the model name, then what it points at (data paths and classes,
     weights, backbone run). Prints 'ok' or every mistake, one line each."""
-    from edgecls.recipe import load_recipe, recipe_to_yaml
-    from edgecls.recipe.preflight import preflight
+    from edgecls.recipe import recipe_to_yaml
+    from edgecls.recipe.preflight import load_checked
 
-    rec = load_recipe(recipe, overrides)
-    preflight(rec, device=device)
+    rec = load_checked(recipe, overrides, device=device)
     if show:
         click.echo(recipe_to_yaml(rec), nl=False)
     click.echo(f"ok: {recipe} ({rec.name}: {rec.model.label} on {rec.data.source})")

@@ -63,7 +63,9 @@ def test_every_mistake_is_its_own_error_line(capsys, photos, tmp_path):
     photos.write_text(bad.replace(str(tmp_path / "photos"), str(tmp_path / "gone")))
     code, out, err = _edgecls(capsys, "train", str(photos), "--run-dir", str(tmp_path / "run"))
     assert code == 2 and out == ""
-    assert err.splitlines() == [f"error: {photos}:6: data.chanels: unknown key; did you mean 'channels'?",
+    assert err.splitlines() == [f"error: {photos}:4: data.options.path: folder source: {tmp_path / 'gone'} is not "
+                                "a folder; point 'path' at a folder with one sub-folder per class",
+                                f"error: {photos}:6: data.chanels: unknown key; did you mean 'channels'?",
                                 f"error: {photos}:10: train.epochs: expected an integer, got 'one'"], err
     # Once the recipe is right, the missing folder is the one line left, and train stops on it.
     photos.write_text(bad.replace("epochs: one", "epochs: 1").replace("chanels: 1", "channels: 1")
@@ -110,3 +112,18 @@ def test_quiet_turns_progress_bars_off(capsys, monkeypatch):
     assert code == 0 and out.startswith("ok: ") and calls == [True]
     _edgecls(capsys, "validate", "digits")
     assert calls == [True]  # without --quiet, left alone
+
+
+def test_recipe_mistakes_and_what_it_points_at_in_one_report(capsys, photos, tmp_path):
+    """A key mistake does not hide a missing folder, a missing weights file or a device typo: one pass shows all."""
+    text = photos.read_text().replace(str(tmp_path / "photos"), str(tmp_path / "gone"))
+    text = text.replace("  name: small_cnn\n", "  name: small_cnn\n  weights: nope.h5\n").replace("epochs: 1", "epoch: 1")
+    photos.write_text(text)
+    code, out, err = _edgecls(capsys, "validate", str(photos), "--set", "train.batch_size=0", "--device", "pi5x")
+    lines = err.splitlines()
+    assert code == 2 and out == "" and len(lines) == 5, err
+    assert lines[0].startswith(f"error: {photos}:4: data.options.path: folder source: {tmp_path / 'gone'} is not a folder")
+    assert lines[1] == f"error: {photos}:9: model.weights: nope.h5: no such file"
+    assert lines[2] == f"error: {photos}:11: train.epoch: unknown key; did you mean 'epochs'?"
+    assert lines[3] == "error: --set train.batch_size=0: train.batch_size: must be >= 1, got 0"
+    assert lines[4].startswith("error: --device: no device recipe named 'pi5x'")

@@ -61,7 +61,10 @@ SOURCES: tuple[str, ...] = ("digits", "shapes", "folder", "csv", "tfrecord", "ke
 
 PARTS: tuple[str, ...] = ("train", "validation", "test")  # the values of Examples.parts
 # The names a pre-split tree's folders (and a CSV's split column) give each part.
-PART_NAMES: dict[str, str] = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+# (Roboflow's exports say valid/; Keras tutorials and Ultralytics val/.)
+PART_NAMES: dict[str, str] = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation",
+                              "test": "test"}
+JUNK_FOLDERS = frozenset({"__MACOSX"})  # what unzipping an archive made on a Mac leaves beside the data
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -268,14 +271,17 @@ FOLDER_LAYOUTS = ("auto", "classes", "split")
 
 
 def _subfolders(folder: str) -> list[str]:
-    return sorted(d for d in os.listdir(folder) if not _is_hidden(d) and os.path.isdir(os.path.join(folder, d)))
+    return sorted(d for d in os.listdir(folder)
+                  if not _is_hidden(d) and d not in JUNK_FOLDERS and os.path.isdir(os.path.join(folder, d)))
 
 
 def _split_folders(root: str, layout: str) -> dict[str, str]:
     """part -> its folder when ``root`` is a pre-split tree (as ``layout`` says), else {} (class folders).
 
     ``auto`` takes a tree for pre-split when every top folder has a split's name: Keras tutorials,
-    Roboflow and Ultralytics write ``train/ val/ test/``, and no one names all their classes so.
+    Roboflow and Ultralytics write ``train/ val/ test/`` (or ``valid/``), and no one names all their
+    classes so. Split names beside other folders are an error: reading them as classes would train a
+    "test" class without a word.
     """
     dirs = _subfolders(root)
     named = [d for d in dirs if d.lower() in PART_NAMES]
@@ -287,10 +293,9 @@ def _split_folders(root: str, layout: str) -> dict[str, str]:
     others = [d for d in dirs if d not in named]
     if others:
         if layout == "auto":
-            log.warning("folder source: %s holds %s beside %s; reading every folder as a class (set layout: "
-                        "classes to say so, or move %s into the split folders)", root,
-                        "/, ".join(named) + "/", "/, ".join(others) + "/", "/, ".join(others) + "/")
-            return {}
+            raise DataError(f"folder source: {root} holds split folders ({', '.join(d + '/' for d in named)}) "
+                            f"beside other folders ({', '.join(d + '/' for d in others)}); move those into the "
+                            "split folders, or set layout: classes if every folder is a class")
         raise DataError(f"folder source: {root} has {', '.join(d + '/' for d in others)} beside its split "
                         "folders; move them into train/, val/ or test/, or set layout: classes")
     found: dict[str, str] = {}

@@ -8,9 +8,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from edgecls.data.sources import DataError, Examples
+from edgecls.data.sources import PARTS, DataError, Examples
 
-SPLITS = ("train", "validation", "test")
+SPLITS = PARTS  # the parts of a split are the parts a source's own split names
 
 
 def _class_counts(n: int, validation: float, test: float) -> tuple[int, int]:

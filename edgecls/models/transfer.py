@@ -123,6 +123,10 @@ def load_weights(model: Any, spec: str, *, model_name: str | None = None, option
     if missing:  # a different head is expected (another class count); a different body is another model
         raise ModelError(f"model.weights: {path}: {len(missing)} layers of {model.name} before its head did not load "
                          f"(is it a model of another architecture?): {_shown(missing, 8)}")
+    if backbone and backbone.startswith("MobileNetV3") and any(s.split(" ")[0] == "Conv_2" for s in skipped):
+        # Conv_2 sits after the pooling (so in "the head" above) but is pretrained: left random, logits are noise.
+        raise ModelError(f"model.weights: {path}: keras' {backbone} file without its top has no Conv_2 (the 1x1 conv "
+                         "after pooling); give the include-top weights file (include_top=True) or weights: imagenet")
     return report
 
 
@@ -177,10 +181,20 @@ def _path_problems(path: Path, *, deep: bool) -> list[str]:
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f
-            ok = "layer_names" in group.attrs
+            problem = "" if "layer_names" in group.attrs else _h5_without_layer_names(path, f)
     except Exception as err:  # h5py raises OSError and others for a damaged file
         return [f"{path}: not a readable HDF5 file ({first_line(err)})"]
-    return [] if ok else [f"{path}: an HDF5 file without Keras layer weights"]
+    return [problem] if problem else []
+
+
+def _h5_without_layer_names(path: Path, f: Any) -> str:
+    """Why an HDF5 file has no tf_keras layer weights: Keras 3's save_weights layout, or none at all."""
+    import h5py
+
+    if isinstance(f.get("layers"), h5py.Group) or "vars" in f:  # Keras 3: layers/<class>/vars/<i>, by position
+        return (f"{path}: a Keras 3 weights-only file (save_weights), which names no layers to match by; "
+                "save the whole model (model.save('name.keras')) or use tf_keras' save_weights('name.h5')")
+    return f"{path}: an HDF5 file without Keras layer weights"
 
 
 def imagenet_normalization(model_name: str) -> dict | None:
@@ -335,7 +349,7 @@ def _read_h5(path: Path) -> dict[str, list[Any]]:
     with h5py.File(path, "r") as f:
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group.attrs:
-            raise ModelError(f"model.weights: {path}: an HDF5 file without Keras layer weights")
+            raise ModelError(f"model.weights: {_h5_without_layer_names(path, f)}")
         return {
             name: [np.asarray(group[name][w]) for w in text(group[name].attrs["weight_names"])]
             for name in text(group.attrs["layer_names"])

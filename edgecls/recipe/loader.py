@@ -107,7 +107,9 @@ def _validate(raw: dict, overrides: Sequence[str], source: str) -> Recipe:
         errors.append(err)
     errors += _check_model(raw, ctx)  # independent of the other sections: reported with their mistakes
     if errors:
-        raise RecipeError.combine(errors)
+        combined = RecipeError.combine(errors)
+        combined.origin = Origin(ctx, raw)  # so preflight.load_checked can check what the mapping points at too
+        raise combined
     object.__setattr__(recipe, "_origin", Origin(ctx, raw))  # not a field: equality and the saved copy ignore it
     return recipe
 

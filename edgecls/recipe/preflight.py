@@ -20,35 +20,87 @@ from edgecls.recipe.schema import Recipe
 def preflight(recipe: Recipe, *, device=None) -> None:
     """Raise RecipeError listing every problem found before work; ``device``: a device name or path to check."""
     problems = [origin(recipe).error(message, key) for key, message in _recipe_problems(recipe)]
-    if isinstance(device, (str, Path)):  # a DeviceRecipe object is already loaded and checked
-        from edgecls.devices.loader import load_device
-
-        try:
-            load_device(str(device))
-        except RecipeError as err:
-            problems.append(err)
+    problems += _device_problems(device)
     if problems:
         raise RecipeError.combine(problems)
 
 
+def load_checked(recipe, overrides=(), *, device=None) -> Recipe:
+    """Load a recipe (a path or a bundled name) and check what it points at, before any work.
+
+    The recipe's own mistakes and those of what it points at come in one RecipeError: when the
+    recipe does not validate, the values that are readable in its mapping (data path, weights,
+    backbone) and the device are checked all the same, so one run of ``edgecls validate`` shows all.
+    """
+    from edgecls.recipe.loader import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, overrides)
+    except RecipeError as err:
+        where = getattr(err, "origin", None)
+        more = [] if where is None else [where.error(m, k) for k, m in _raw_problems(where.raw, err.errors)]
+        raise RecipeError.combine([err, *more, *_device_problems(device)]) from None
+    preflight(loaded, device=device)
+    return loaded
+
+
+def _device_problems(device) -> list[RecipeError]:
+    if not isinstance(device, (str, Path)):  # None, or a DeviceRecipe object: already loaded and checked
+        return []
+    from edgecls.devices.loader import load_device
+
+    try:
+        load_device(str(device))
+    except RecipeError as err:
+        return [err]
+    return []
+
+
 def _recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:
     """(key, message) for each problem in what the recipe refers to."""
+    data, model = recipe.data, recipe.model
+    options = typed.to_plain(data.options) if data.options is not None else {}
+    return _problems(data.source, options, data.slices, model.weights, model.name, model.backbone)
+
+
+def _raw_problems(raw: dict, errors: list[RecipeError]) -> list[tuple[str, str]]:
+    """:func:`_problems` on the values of a recipe mapping that did not validate; a value that has a
+    mistake of its own (or is not a string) is left out: its mistake is reported already."""
+    bad = [e.key or "" for e in errors]
+
+    def value(section: str, key: str):
+        node = raw.get(section)
+        found = node.get(key) if isinstance(node, dict) else None
+        ok = isinstance(found, (str, dict)) and not any(b == f"{section}.{key}" or b.startswith(f"{section}.{key}.")
+                                                        for b in bad)
+        return found if ok else None
+
+    source, options = value("data", "source"), value("data", "options")
+    data = raw.get("data")
+    if not isinstance(options, dict) and isinstance(data, dict) and data.get("options") is not None:
+        source = None  # options with a mistake of their own: the source cannot be checked without them
+    slices, weights, name, backbone = (v if isinstance(v, str) else None for v in (
+        value("data", "slices"), value("model", "weights"), value("model", "name"), value("model", "backbone")))
+    return _problems(source if isinstance(source, str) else None, typed.to_plain(options or {}), slices, weights,
+                     name, backbone)
+
+
+def _problems(source: str | None, options: dict, slices: str | None, weights: str | None, model_name: str | None,
+              backbone: str | None) -> list[tuple[str, str]]:
+    """The checks themselves, on plain values (None: not given, or not checkable)."""
     from edgecls.data.sources import check_source
     from edgecls.models.transfer import check_weights
 
-    data, model = recipe.data, recipe.model
-    options = typed.to_plain(data.options) if data.options is not None else {}
-    problems = [(f"data.{key}", message) for key, message in check_source(data.source, options)]
-    if data.slices is not None and not Path(data.slices).expanduser().is_file():
-        problems.append(("data.slices", f"{data.slices}: no such file"))
-    if model.weights is not None:
-        problems += [("model.weights", message) for message in check_weights(model.weights, model.name)]
-    if model.backbone is not None:
+    problems = [(f"data.{key}", message) for key, message in check_source(source, options)] if source else []
+    if slices is not None and not Path(slices).expanduser().is_file():
+        problems.append(("data.slices", f"{slices}: no such file"))
+    if weights is not None:
+        problems += [("model.weights", message) for message in check_weights(weights, model_name)]
+    if backbone is not None:
         from edgecls.train.start import backbone_file
 
         try:
-            backbone_file(model.backbone)
+            backbone_file(backbone)
         except EdgeclsError as err:  # its message names the key already: keep the rest
-            message = str(err)
-            problems.append(("model.backbone", message.removeprefix("model.backbone: ")))
+            problems.append(("model.backbone", str(err).removeprefix("model.backbone: ")))
     return problems

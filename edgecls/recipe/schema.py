@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 from edgecls.data.shapes import SHAPES
 from edgecls.data.sources import class_name_problem
+from edgecls.data.splits import DEFAULT_TEST
 from edgecls.recipe.typed import config, spec
 
 # Bounds shared by many fields: far beyond any real use, well inside what the libraries accept.
@@ -135,6 +136,10 @@ class Splits:
     def __post_init__(self):
         if self.test != "official" and self.validation + self.test >= 1.0:
             raise ValueError("test: validation + test must leave data to train on (sum < 1)")
+        if self.test == "official" and self.validation + DEFAULT_TEST >= 1.0:  # a source without its own test split
+            raise ValueError(f"validation: with test 'official', a source without its own test split holds out "
+                             f"{DEFAULT_TEST:g} for test; validation + {DEFAULT_TEST:g} must leave data to train on "
+                             "(sum < 1)")
 
 
 @config

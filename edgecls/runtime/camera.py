@@ -98,6 +98,10 @@ class Picamera2Frames(Frames):
                 f"--camera picamera2 needs Picamera2 ({first_line(err)}): on Raspberry Pi OS "
                 "`sudo apt install python3-picamera2` (in a venv, make it with --system-site-packages); "
                 "elsewhere pip install edgecls[picamera] (it also needs libcamera's Python bindings)") from None
+        except Exception as err:  # noqa: BLE001 - e.g. "numpy.dtype size changed": apt's modules against pip's numpy 2
+            raise DependencyMissing(
+                f"--camera picamera2: Picamera2 is installed but does not import ({first_line(err)}); on Raspberry "
+                "Pi OS keep the system's numpy in the venv (pip uninstall numpy, or pip install 'numpy<2')") from None
         self._cls, self.size, self._cam = Picamera2, (int(size[0]), int(size[1])), None
 
     def open(self) -> "Picamera2Frames":

@@ -137,7 +137,10 @@ def _train(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> TrainRecor
     if recipe.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    data = load_run_data(recipe, run, make_split=True, write=info.is_chief and not force, fresh=force)
+    # A saved split is kept only to resume trained work; otherwise it is made anew (the seed makes the same one
+    # from the same recipe), so a split.json left by a start that failed never outlives the recipe it came from.
+    fresh = force or not run.has_backup()
+    data = load_run_data(recipe, run, make_split=True, write=False, fresh=fresh)
     split, k = data.split, data.num_classes
     log.info("split: %s", ", ".join(f"{name} {len(v)}" for name, v in split.items()))
     class_weight = _class_weights(recipe, data.labels("train"), data.class_names)
@@ -174,6 +177,7 @@ def _train(recipe: Recipe, run: Run, *, resume: bool, force: bool) -> TrainRecor
     if info.is_chief:  # the new recipe, data and model are sound: now the run becomes this recipe's
         if force:
             _discard(run)
+        if fresh:
             data.save_split(run.split)
         save_recipe(recipe, run.recipe)
     run.train.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ import csv
 import gzip
 import importlib.util
 import json
-import logging
 import pickle
 from pathlib import Path
 
@@ -107,11 +106,13 @@ def test_split_folder_with_a_class_the_others_lack(tmp_path):
     assert check_source("folder", {"path": str(root)}) == [("options.path", str(info.value))]
 
 
-def test_layout_choices_and_mistakes(tmp_path, caplog):
+def test_layout_choices_and_mistakes(tmp_path):
     root = _tree(tmp_path / "img", {"train": {"a": 1}, "test": {"a": 1}, "cat": {"x": 1}})
-    with caplog.at_level(logging.WARNING, logger="edgecls.data"):
-        ex = load_source("folder", {"path": str(root)})  # auto: not every top folder is a split: classes
-    assert ex.class_names == ("cat", "test", "train") and "set layout: classes" in caplog.text
+    with pytest.raises(DataError, match=r"holds split folders \(test/, train/\) beside other folders \(cat/\); "
+                                        r"move those into the split folders, or set layout: classes"):
+        load_source("folder", {"path": str(root)})  # auto: split names among classes is no silent "test" class
+    ex = load_source("folder", {"path": str(root), "layout": "classes"})
+    assert ex.class_names == ("cat", "test", "train")
     with pytest.raises(DataError, match=r"has cat/ beside its split folders; move them"):
         load_source("folder", {"path": str(root), "layout": "split"})
     both = _tree(tmp_path / "both", {"train": {"a": 1}, "val": {"a": 1}, "validation": {"a": 1}})
@@ -379,8 +380,11 @@ def test_recipe_new_source_options():
     with pytest.raises(RecipeError, match=r"data.options.layout: must be one of 'auto', 'classes', 'split', "
                                           r"got 'splits'; did you mean 'split'\?"):
         _recipe({"source": "folder", "options": {"path": "x", "layout": "splits"}})
-    # validation + test is only bounded for a test fraction: 'official' may take none of the pool
-    assert _recipe({"source": "digits", "splits": {"validation": 0.9}}).data.splits.validation == 0.9
+    # 'official' falls back to 0.2 where a source has no test split of its own: validation + 0.2 must be < 1
+    assert _recipe({"source": "digits", "splits": {"validation": 0.7}}).data.splits.validation == 0.7
+    with pytest.raises(RecipeError, match=r"data.splits.validation: with test 'official', a source without its own "
+                                          r"test split holds out 0.2 for test"):
+        _recipe({"source": "digits", "splits": {"validation": 0.9}})
     with pytest.raises(RecipeError, match="sum < 1"):
         _recipe({"source": "digits", "splits": {"validation": 0.9, "test": 0.1}})
 
@@ -416,3 +420,12 @@ def test_slices_name_csv_images_relative_to_the_csv(tmp_path):
     (tmp_path / "slices.csv").write_text("path,light\npics/2.png,dim\npics/0.png,bright\n")
     sliced = load_slice_csv(str(tmp_path / "slices.csv"), ex, {"path": str(listing)})
     assert list(sliced["light"]) == ["bright", "", "dim"]
+
+
+def test_roboflow_valid_folder_and_mac_zip_leftovers(tmp_path):
+    """Roboflow exports train/ valid/ test/; unzipping on a Mac leaves __MACOSX/ beside them."""
+    root = _tree(tmp_path / "rf", {"train": {"cat": 3, "dog": 3}, "valid": {"cat": 1, "dog": 1},
+                                   "test": {"cat": 1, "dog": 1}, "__MACOSX": {"train": 1}})
+    ex = load_source("folder", {"path": str(root)})
+    assert ex.class_names == ("cat", "dog")
+    assert sorted(set(ex.parts)) == ["test", "train", "validation"] and list(ex.parts).count("validation") == 2

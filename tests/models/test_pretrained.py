@@ -212,6 +212,10 @@ def test_check_weights_without_tensorflow(tmp_path: Path, keras: Any) -> None:
         f["x"] = np.zeros(3)
     assert check_weights(str(tmp_path / "data.h5"), "lenet5") == [
         f"{tmp_path}/data.h5: an HDF5 file without Keras layer weights"]
+    with h5py.File(tmp_path / "k3.weights.h5", "w") as f:  # Keras 3's save_weights: by position, no layer names
+        f["layers/conv2d/vars/0"] = np.zeros((3, 3, 3, 8))
+    [message] = check_weights(str(tmp_path / "k3.weights.h5"), "lenet5")
+    assert message.startswith(f"{tmp_path}/k3.weights.h5: a Keras 3 weights-only file (save_weights)")
     with zipfile.ZipFile(tmp_path / "other.keras", "w") as z:
         z.writestr("readme.txt", "hi")
     assert check_weights(str(tmp_path / "other.keras"), "lenet5") == [
@@ -233,3 +237,13 @@ def test_check_weights_imports_no_tensorflow(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "neither HDF5 nor a .keras zip" in res.stdout and "lenet5 (family lenet)" in res.stdout
+
+
+def test_mobilenet_v3_file_without_its_top_is_refused(keras: Any, tmp_path: Path) -> None:
+    """keras' no-top MobileNetV3 file lacks Conv_2 (after the pooling): loading it would leave Conv_2 random."""
+    notop = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3),
+                                                include_preprocessing=False)
+    notop.save_weights(tmp_path / "notop.h5")
+    with pytest.raises(ModelError, match=r"keras' MobileNetV3Small file without its top has no Conv_2 .*"
+                                         r"give the include-top weights file"):
+        load_weights(create("mobilenet_v3_small", 5, (SIZE, SIZE, 3)), str(tmp_path / "notop.h5"))

@@ -131,6 +131,18 @@ def test_picamera2_missing_names_the_install(colour_model, tmp_path, missing):
     assert proc.returncode == 1
 
 
+def test_picamera2_that_does_not_import(colour_model, tmp_path):
+    """apt's picamera2 stack against pip's numpy 2 fails at import with a ValueError, not an ImportError."""
+    (tmp_path / "picamera2").mkdir()
+    (tmp_path / "picamera2" / "__init__.py").write_text(
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n")
+    proc = run_runtime("classify", colour_model, "--camera", "picamera2",
+                       env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    _one_error_line(proc, r"--camera picamera2: Picamera2 is installed but does not import \(numpy.dtype size "
+                          r"changed.*keep the system's numpy")
+    assert proc.returncode == 1
+
+
 def test_camera_sources_in_process(fake_picamera2, monkeypatch):
     import sys
 
