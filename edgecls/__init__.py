@@ -9,6 +9,7 @@ The public API, a short list (like tensorflow-model-optimization's ``api/``)::
     exported = edgecls.export("runs/quick")                # -> ExportRecord
     report = edgecls.bench("runs/quick", device="local")   # -> the bench report
     index = edgecls.explain("runs/quick", ["img.png"])     # -> saliency panels and their agreement
+    layers = edgecls.quantdebug("runs/quick", "int8")      # -> int8 error per layer, layers to keep float
     for row in edgecls.status("runs/quick"):               # done / stale (why) / missing / failed
         print(row.kind, row.name, row.state, row.why)
 
@@ -26,6 +27,7 @@ _EXPORTS = {
     # stages (each also a callable subpackage: see edgecls/api.py)
     "train": "edgecls.train", "compress": "edgecls.compress", "export": "edgecls.export",
     "bench": "edgecls.bench", "explain": "edgecls.explain", "run_all": "edgecls.api", "status": "edgecls.api",
+    "quantdebug": "edgecls.api",
     # recipes and run directories
     "Recipe": "edgecls.recipe.schema", "Run": "edgecls.run",
     "TrainRecord": "edgecls.run", "StageRecord": "edgecls.run", "VariantRecord": "edgecls.run",
@@ -58,7 +60,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgecls.api import run_all, status
+    from edgecls.api import quantdebug, run_all, status
     from edgecls.errors import EdgeclsError
     from edgecls.models import create as create_model, list_models
     from edgecls.recipe.schema import Recipe

@@ -11,12 +11,19 @@ works however much of the package has been imported.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from edgecls.run import ExportRecord, Run, StageRecord, StatusRow, TrainRecord
+
+# Recipes already checked by an enclosing call (run_all, the CLI): the stages it calls do not read the data,
+# weights and backbone a second time. Per context, so threads and later calls check for themselves.
+_CHECKED: ContextVar[tuple] = ContextVar("edgecls_checked", default=())
+
 
 def _checked(recipe, overrides: Sequence[str] = (), *, device=None):
     """The Recipe (a Recipe, a path or a bundled name), with what it points at checked before any work
@@ -30,9 +37,22 @@ def _checked(recipe, overrides: Sequence[str] = (), *, device=None):
             from edgecls.errors import UsageError
 
             raise UsageError("overrides go with a recipe file or name; a Recipe object is already resolved")
+        if device is None and any(r is recipe for r in _CHECKED.get()):
+            return recipe
         preflight(recipe, device=device)
         return recipe
     return load_checked(recipe, list(overrides), device=device)
+
+
+@contextlib.contextmanager
+def checked(recipe, overrides: Sequence[str] = (), *, device=None) -> Iterator:
+    """The Recipe, checked once (see :func:`train`); the API calls inside the block do not check it again."""
+    rec = _checked(recipe, overrides, device=device)
+    token = _CHECKED.set((*_CHECKED.get(), rec))
+    try:
+        yield rec
+    finally:
+        _CHECKED.reset(token)
 
 
 def _run(run) -> Run:
@@ -84,6 +104,17 @@ def bench(run, device="local", *, threads=None, runs: int | None = None, warmup:
                      corruptions=corruptions, severities=severities, explain_images=explain_images)
 
 
+def quantdebug(run, variant: str) -> dict:
+    """Per-layer int8 quantization error of an int8 export variant's source model (TFLite's
+    QuantizationDebugger, calibrated on the images export calibrates with): layers ranked by RMSE / scale,
+    and the ones to keep in float. Writes ``export/<variant>.quantdebug.json`` and ``.png``; returns the record."""
+    from edgecls.export.quantdebug import quantdebug as _quantdebug
+
+    r = Run.open(_run(run).root)
+    with r.lock(f"quantdebug --variant {variant}"):
+        return _quantdebug(r, variant)
+
+
 def explain(run, inputs: Sequence, *, variants: Sequence[str] = (), method: str = "occlusion",
             layer: str | None = None, out_dir=None, patch: int | None = None, stride: int | None = None) -> dict:
     """Saliency maps of the run's models for image files and folders: a PNG panel and a JSON record per image.
@@ -113,8 +144,8 @@ def run_all(recipe, run_dir=None, *, overrides: Sequence[str] = (), device: str 
     from edgecls.flow import run_all as _run_all
 
     parse_quality(**bench_options)  # a bad option is one line now, not after an hour of training
-    rec = _checked(recipe, overrides, device=device)  # so are the recipe, its data, weights and the device
-    return _run_all(rec, run_for(rec, run_dir), device=device, **bench_options)
+    with checked(recipe, overrides, device=device) as rec:  # so are the recipe, its data, weights and the device
+        return _run_all(rec, run_for(rec, run_dir), device=device, **bench_options)
 
 
 def callable_package(module_name: str, function: str) -> None:

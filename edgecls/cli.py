@@ -69,12 +69,11 @@ def train(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
         os.environ["TF_CONFIG"] = worker_hosts_config(worker_hosts, task_index)
         overrides = (*overrides, "train.strategy=multi_worker", "train.cluster=tf_config")
     from edgecls import api
-    from edgecls.recipe.preflight import load_checked
 
-    rec = load_checked(recipe, overrides)  # before the line that says training starts (api.train checks again: cheap)
-    run = api.run_for(rec, run_dir)
-    log.info("training '%s' into %s", rec.name, run.root)
-    record = api.train(rec, run, resume=resume, force=force)
+    with api.checked(recipe, overrides) as rec:  # before the line that says training starts; checked once
+        run = api.run_for(rec, run_dir)
+        log.info("training '%s' into %s", rec.name, run.root)
+        record = api.train(rec, run, resume=resume, force=force)
     _print_metrics(record.metrics, f"test metrics ({run.train_metrics}):")
 
 
@@ -188,9 +187,34 @@ def _print_variants(report) -> None:
         cal = e.calibration or {}
         note = (f"  T {cal['temperature']:.4g}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
                 if cal.get("temperature") is not None else "")
+        if e.target == "micro" and e.arena_bytes is not None:
+            note += (f"  micro: arena {e.arena_bytes:,} B, TFLite Micro agrees {e.micro_agreement:.3f}, "
+                     f"{' '.join((e.micro or {}).get('sources', []))}")
+        if e.target == "onnx":
+            note += f"  onnx: {e.path}"
+        if e.float_layers:
+            fl, cost = e.float_layers, e.float_layers.get("cost") or {}
+            note += (f"  float layers: {', '.join(fl.get('layers', [])) or 'none'}"
+                     + (f" (int8 {cost['int8_accuracy']:.4f} -> {cost['accuracy']:.4f}; size x{cost['size_ratio']}, "
+                        f"latency x{cost['latency_ratio']} here)" if cost.get("int8_accuracy") is not None else ""))
         click.echo(f"{e.name:<16} {e.mode:<8} {e.source:<12} {e.size_bytes:>9,} {e.gzip_bytes:>9,} "
                    f"{e.accuracy:>8.4f} {e.top1_agreement:>6.3f} {e.max_abs_diff:>9.4f} "
                    f"{'yes' if e.fully_integer else 'no':>8}  {e.input_dtype}/{e.output_dtype}{note}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--variant", required=True, help="An int8 export variant of the recipe.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def quantdebug(run_dir: str, variant: str, as_json: bool) -> None:
+    """Which layers int8 quantization hurts: error per layer of VARIANT's source model, the worst first.
+
+    Writes RUN_DIR/export/VARIANT.quantdebug.json and .png, and suggests layers for float_layers."""
+    from edgecls import api
+    from edgecls.export.quantdebug import format_table
+
+    record = api.quantdebug(run_dir, variant)
+    click.echo(json.dumps(record, indent=2) if as_json else format_table(record))
 
 
 @cli.command()
@@ -292,9 +316,13 @@ def info(model: str, as_json: bool) -> None:
     from edgecls.runtime.metadata import read_metadata
     from edgecls.runtime.modelfile import read_model_summary
 
+    from edgecls.export.micro import micro_summary
+
     data = read_model_summary(model)
     meta = read_metadata(model)
     data["metadata"] = dataclasses.asdict(meta) if meta else None
+    with open(model, "rb") as fh:  # read_model_summary has checked it is a readable model file
+        data["micro"] = micro_summary(fh.read())
     if as_json:
         click.echo(json.dumps(data, indent=2, default=list))
         return
@@ -312,6 +340,11 @@ def info(model: str, as_json: bool) -> None:
     float_ops = ", ".join(data["float_ops"]) or "none (fully integer)"
     click.echo(f"  float ops: {float_ops}")
     click.echo("  ops: " + ", ".join(f"{k} x{v}" for k, v in data["ops"].items()))
+    micro = data["micro"]
+    support = ("every op has a kernel" if micro["ops_supported"] else
+               "no kernel for " + ", ".join(micro["unsupported"]))
+    arena = f"arena {micro['arena_bytes']:,} bytes" if micro.get("arena_bytes") else micro.get("arena_note", "")
+    click.echo(f"  TFLite Micro: {support}; {arena}")
 
 
 @cli.command()

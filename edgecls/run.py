@@ -193,6 +193,15 @@ class VariantRecord(_Record):
     # calibrate: temperature -> {"method", "temperature", "fitted_on", "fitted_to", "images", "ece_before",
     # "ece_before_of", "ece_after"} (edgecls.export.stage.calibration_record); None for calibrate: none.
     calibration: Optional[dict] = None
+    target: str = "tflite"  # tflite | micro (also .cc/.h, TFLite Micro figures) | onnx (path is the .onnx)
+    # target: micro. The tensor arena TFLite Micro's own interpreter needed for this model, and its top-1
+    # agreement with LiteRT on the test split; `micro` has the rest (edgecls.export.micro.micro_record).
+    arena_bytes: Optional[int] = None
+    micro_agreement: Optional[float] = None
+    micro: Optional[dict] = None
+    # float_layers: which layers stayed float and what that cost (edgecls.export.quantdebug.selective_int8).
+    float_layers: Optional[dict] = None
+    onnx: Optional[dict] = None  # target: onnx: onnxruntime's parity with the Keras source (edgecls.export.onnx)
 
 
 @dataclass
@@ -396,6 +405,32 @@ class Run:
     def variant(self, name: str) -> Path:
         return self.export / f"{check_name(name, 'export variant')}.tflite"
 
+    def micro_sources(self, name: str) -> tuple[Path, Path]:
+        """target: micro: the C++ source (model array, op resolver, constants) and its header."""
+        stem = self.export / check_name(name, "export variant")
+        return stem.with_name(stem.name + ".cc"), stem.with_name(stem.name + ".h")
+
+    def onnx(self, name: str) -> Path:
+        return self.export / f"{check_name(name, 'export variant')}.onnx"
+
+    def variant_path(self, variant) -> Path:
+        """The file an export entry (recipe.schema.ExportVariant) makes: its .onnx for target onnx, else .tflite."""
+        return self.onnx(variant.name) if variant.target == "onnx" else self.variant(variant.name)
+
+    def quantdebug(self, name: str) -> tuple[Path, Path]:
+        """`edgecls quantdebug`: the per-layer error record and its plot."""
+        stem = self.export / f"{check_name(name, 'export variant')}.quantdebug"
+        return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".png")
+
+    @staticmethod
+    def calibration_indices(recipe, n_train: int, samples: int):
+        """Which training images calibrate an int8/int16x8 variant: the same ones however many variants are
+        exported together, and the ones `edgecls quantdebug` debugs with."""
+        import numpy as np
+
+        n = min(int(samples), int(n_train))
+        return np.sort(np.random.default_rng(recipe.seed).choice(int(n_train), n, replace=False))
+
     # bench/
     @property
     def explain(self) -> Path:
@@ -542,7 +577,7 @@ class Run:
         exported = self.exported()
         for v in recipe.export:
             rows.append(row("variant", v.name, exported.variant(v.name) if exported else None,
-                            self.variant_sections(recipe, v), self.variant(v.name), v.source))
+                            self.variant_sections(recipe, v), self.variant_path(v), v.source))
         stale_files = {r.path: r for r in rows if r.kind == "variant" and r.state != "done"}
         for device, report in self.bench_reports().items():
             rows.append(self._bench_status(device, report, stale_files))

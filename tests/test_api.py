@@ -37,3 +37,21 @@ def test_readme_python_example_runs(tmp_path):
     assert "train train done" in out and "variant int8 done" in out and "bench local done" in out
     assert re.search(r"first test image: \d", out)
     assert "'train': 1.0" in out and (tmp_path / "runs/api-demo/explain/first.png").is_file()
+
+
+def test_a_recipe_is_checked_once_inside_checked(monkeypatch):
+    """run_all and `edgecls train` check the recipe's data, weights and backbone once, not once per stage."""
+    import edgecls.recipe.preflight as pre
+    from edgecls import api
+
+    calls = []
+    real = pre.preflight
+    monkeypatch.setattr(pre, "preflight", lambda recipe, device=None: calls.append(device) or real(recipe,
+                                                                                                  device=device))
+    with api.checked("digits") as rec:
+        n_entered = len(calls)
+        assert api._checked(rec) is rec  # what api.train does inside the block
+        assert api._checked(rec) is rec
+        assert len(calls) == n_entered
+    api._checked(rec)  # outside, a Recipe object is checked again: its data may have changed since
+    assert len(calls) == n_entered + 1

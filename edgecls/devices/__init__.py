@@ -1,5 +1,8 @@
 """Devices: recipes (devices/*.yaml) and the runners that measure models on them (local, ssh, adb).
 
+A ``connect: micro`` device (a microcontroller board) has no runner: bench checks the TFLite Micro
+figures export measured against its flash and RAM budgets (edgecls.bench.micro).
+
     from edgecls.devices import load_device, make_runner
     device = load_device("raspberry-pi-5")
     with make_runner(device) as runner:
@@ -13,7 +16,10 @@ from edgecls.devices.schema import DeviceRecipe
 
 
 def make_runner(device: DeviceRecipe) -> DeviceRunner:
-    """The runner for ``device.connect``."""
+    """The runner for ``device.connect``; a micro device has none (DeviceError)."""
+    if device.connect == "micro":
+        raise DeviceError(device, "connect", "edgecls does not run models on a microcontroller: "
+                                             "`edgecls bench` checks its budgets from export.json instead")
     if device.connect == "ssh":
         from edgecls.devices.ssh import SshRunner
 

@@ -46,6 +46,16 @@ def load_device(name_or_path: str | Path) -> DeviceRecipe:
     return typed.build(DeviceRecipe, raw, "", typed.Context(str(path)), 1)
 
 
+def describe(device: DeviceRecipe) -> str:
+    """The listing's line: the description, and a micro board's budgets as edgecls reads them."""
+    if device.connect != "micro":
+        return device.description
+    budgets = f"micro: flash {device.flash_kb} KiB, RAM {device.ram_kb} KiB"
+    if device.flash_reserved_kb or device.ram_reserved_kb:
+        budgets += f" ({device.flash_reserved_kb} and {device.ram_reserved_kb} KiB reserved)"
+    return f"{device.description} [{budgets}]".lstrip()
+
+
 def list_devices() -> list[tuple[str, Path, str]]:
     """(name, path, description) of the device recipes found; a broken one shows its error."""
     rows, seen = [], set()
@@ -55,7 +65,7 @@ def list_devices() -> list[tuple[str, Path, str]]:
                 continue
             seen.add(path.stem)
             try:
-                desc = load_device(path).description
+                desc = describe(load_device(path))
             except RecipeError as err:
                 desc = f"INVALID: {err}"  # as `edgecls recipes` shows a broken recipe
             rows.append((path.stem, path, desc))

@@ -12,7 +12,10 @@ from typing import Literal
 from edgecls.recipe.typed import config, spec
 from edgecls.runtime.options import MAX_THREADS  # the one bound on thread counts (1..256)
 
-CONNECTS = ("local", "ssh", "adb")
+CONNECTS = ("local", "ssh", "adb", "micro")
+# A microcontroller is not reached: bench checks export's TFLite Micro figures against its budgets.
+MICRO_ONLY = ("flash_kb", "ram_kb", "flash_reserved_kb", "ram_reserved_kb")
+NOT_FOR_MICRO = ("host", "python", "benchmark_model")
 RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime", "tensorflow")
 # Delegates by connection. local/ssh: the runtime's --delegate (a path or file name of a delegate library
 # also works: anything ending in .so/.dylib/.dll or containing a slash). adb: benchmark_model's switches.
@@ -28,7 +31,8 @@ def _is_library(name: str) -> bool:
 class DeviceRecipe:
     name: str = spec(help="device name; reports go to bench/<name>/")
     description: str = spec("", help="one line saying what the device is")
-    connect: Literal["local", "ssh", "adb"] = spec("local", help="local (this host) | ssh | adb")
+    connect: Literal["local", "ssh", "adb", "micro"] = spec(
+        "local", help="local (this host) | ssh | adb | micro (a microcontroller: budgets, no connection)")
     host: str | None = spec(None, help="ssh: host name, user@host or an ~/.ssh/config alias; adb: device serial "
                                        "(null: the only device attached)")
     port: int | None = spec(None, ge=1, le=65535, help="ssh port [default: ssh's, from its config]")
@@ -58,10 +62,18 @@ class DeviceRecipe:
     work_dir: str | None = spec(None, help="where files go on the device, in a fresh folder removed afterwards "
                                            "[default: /tmp/edgecls-device; adb: /data/local/tmp/edgecls]")
     timeout: int = spec(1800, ge=1, help="seconds one step (copy, accuracy, one latency run) may take")
+    # KiB as datasheets count them (1 KB = 1024 bytes): the nRF52840's "256 KB RAM" is 262144 bytes.
+    flash_kb: int | None = spec(None, ge=1, help="micro: the board's flash in KiB (the model's bytes go there)")
+    ram_kb: int | None = spec(None, ge=1, help="micro: the board's RAM in KiB (the tensor arena goes there)")
+    flash_reserved_kb: int = spec(0, ge=0, help="micro: flash KiB the application and the TFLite Micro "
+                                                "library take, not available to the model")
+    ram_reserved_kb: int = spec(0, ge=0, help="micro: RAM KiB the application, stack and heap take, not "
+                                              "available to the tensor arena")
 
     def __post_init__(self):
         if not self.name.strip() or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"name: must be a plain name (used as the folder bench/<name>), got {self.name!r}")
+        self._check_micro()
         if self.connect == "ssh" and not self.host:
             raise ValueError("host: an ssh device needs a host (a name, user@host or an ~/.ssh/config alias)")
         if not self.threads:
@@ -88,6 +100,34 @@ class DeviceRecipe:
             if self.ssh_options:
                 raise ValueError(f"ssh_options: only for connect: ssh (this device connects by {self.connect})")
 
+    def _check_micro(self) -> None:
+        if self.connect != "micro":
+            for key in MICRO_ONLY:
+                if getattr(self, key):
+                    raise ValueError(f"{key}: only for connect: micro (this device connects by {self.connect})")
+            return
+        for key, example in (("flash_kb", 1024), ("ram_kb", 256)):
+            if getattr(self, key) is None:
+                raise ValueError(f"{key}: a micro device needs its budget in KiB, e.g. {key}: {example}")
+        for key in NOT_FOR_MICRO:
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: not for connect: micro (edgecls does not reach a microcontroller; bench "
+                                 "checks the TFLite Micro figures export measured against flash_kb and ram_kb)")
+        for reserved, total in (("flash_reserved_kb", "flash_kb"), ("ram_reserved_kb", "ram_kb")):
+            if getattr(self, reserved) >= getattr(self, total):
+                raise ValueError(f"{reserved}: must be less than {total} ({getattr(self, total)}), "
+                                 f"got {getattr(self, reserved)}")
+
+    @property
+    def flash_budget_bytes(self) -> int | None:
+        """micro: the flash the model may take, in bytes (flash_kb less flash_reserved_kb); None otherwise."""
+        return None if self.flash_kb is None else (self.flash_kb - self.flash_reserved_kb) * 1024
+
+    @property
+    def ram_budget_bytes(self) -> int | None:
+        """micro: the RAM the tensor arena may take, in bytes (ram_kb less ram_reserved_kb); None otherwise."""
+        return None if self.ram_kb is None else (self.ram_kb - self.ram_reserved_kb) * 1024
+
     @property
     def where(self) -> str:
         """How the device is reached, for messages: 'local', 'ssh pi@host:2222', 'adb R58M...'."""
@@ -96,4 +136,6 @@ class DeviceRecipe:
             return f"ssh {who}" + (f":{self.port}" if self.port else "")
         if self.connect == "adb":
             return f"adb {self.host}" if self.host else "adb"
+        if self.connect == "micro":
+            return "micro (not connected: TFLite Micro figures from export)"
         return "local"

@@ -92,6 +92,13 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
                          f"split, and {run.split} has no validation images (data.splits.validation: "
                          f"{recipe.data.splits.validation}); give it a fraction > 0 and train again, or use "
                          "calibrate: none")
+    # float_layers: auto chooses layers by validation accuracy (choosing by test accuracy would tune to the test).
+    to_choose = [v for v in todo if v.float_layers == "auto"]
+    if to_choose and not len(data.split["validation"]):
+        raise StageError(f"export variant '{to_choose[0].name}': float_layers: auto chooses layers by validation "
+                         f"accuracy, and {run.split} has no validation images (data.splits.validation: "
+                         f"{recipe.data.splits.validation}); give it a fraction > 0 and train again, or name the "
+                         "layers")
     labels = data.labels("test")
     test_pixels = np.ascontiguousarray(data.pixels("test", channels=3), dtype=np.uint8)
     # Slices (slice_<attribute>: the source's attributes, data.slices' columns) and object boxes, for bench;
@@ -102,7 +109,8 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         np.savez(tmp, pixels=test_pixels, labels=np.asarray(labels, dtype=np.int64),
                  class_names=np.array([str(n) for n in data.class_names], dtype=str), **annotations)
     x_test = data.arrays("test")[0] if todo else None
-    x_val, y_val = data.arrays("validation") if to_calibrate else (None, None)
+    x_val, y_val = data.arrays("validation") if to_calibrate or to_choose else (None, None)
+    val_pixels = data.pixels("validation", channels=3) if to_choose else None
 
     calibrated = [v for v in todo if v.mode in ("int8", "int16x8")]
     train_pixels = data.pixels("train", channels=3) if calibrated else None
@@ -114,17 +122,19 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         if v.source not in models:
             models[v.source] = run.load_model(recipe, v.source)
             refs[v.source] = models[v.source].predict(x_test, batch_size=256, verbose=0)
-        if v.calibrate == "temperature" and v.source not in val_refs:
+        if (v.calibrate == "temperature" or v.float_layers == "auto") and v.source not in val_refs:
             val_refs[v.source] = models[v.source].predict(x_val, batch_size=256, verbose=0)
         t0 = time.perf_counter()
-        n_rep = min(v.representative_samples, len(data.split["train"]))
-        # The same calibration images for a variant however many others are exported with it.
-        rep_idx = np.sort(np.random.default_rng(recipe.seed).choice(len(data.split["train"]), n_rep, replace=False))
+        rep_idx = Run.calibration_indices(recipe, len(data.split["train"]), v.representative_samples)
         rep = train_pixels[rep_idx] if v in calibrated else None
         made_from = run.made_from(Run.variant_sections(recipe, v), [run.model_file(recipe, v.source), run.split])
-        rec = export_variant(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels,
-                             data.class_names, rep,
-                             (y_val, val_refs[v.source]) if v.calibrate == "temperature" else None)
+        if v.target == "onnx":
+            rec = export_onnx(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels)
+        else:
+            choose = (val_pixels, y_val, val_refs[v.source]) if v.float_layers == "auto" else None
+            rec = export_variant(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels,
+                                 data.class_names, rep,
+                                 (y_val, val_refs[v.source]) if v.calibrate == "temperature" else None, choose)
         rec.seconds = round(time.perf_counter() - t0, 1)
         rec.made_from = made_from
         done[v.name] = rec
@@ -166,9 +176,11 @@ def _refuse(blocked: list[str], run: Run) -> None:
 
 def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np.ndarray,
                    test_pixels: np.ndarray, labels: np.ndarray, class_names, representative,
-                   validation: tuple[np.ndarray, np.ndarray] | None = None) -> VariantRecord:
+                   validation: tuple[np.ndarray, np.ndarray] | None = None,
+                   choose: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> VariantRecord:
     """Convert one variant. ``validation`` (calibrate: temperature): the validation labels and the source's
-    probabilities for them, to fit the temperature baked into the variant's softmax."""
+    probabilities for them, to fit the temperature baked into the variant's softmax. ``choose``
+    (float_layers: auto): the validation pixels, labels and the source's probabilities, to choose by."""
     from edgecls.export.convert import ExportError, convert, with_pixel_input, with_temperature
     from edgecls.export.metadata import add_metadata
     from edgecls.export.ops import op_report
@@ -176,13 +188,17 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
     from edgecls.runtime.metadata import ModelMetadata
 
     d = recipe.data
+    rep = None if representative is None else representative.astype(np.float32)
+    selective: dict = {}
 
     def to_tflite(keras_model) -> bytes:
         wrapped = with_pixel_input(keras_model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
         try:
+            if v.float_layers:
+                blob, selective["record"] = _selective(v, wrapped, rep, choose)
+                return blob
             return convert(wrapped, v.mode, input_type=v.input_type, output_type=v.output_type,
-                           per_channel=v.per_channel,
-                           representative=None if representative is None else representative.astype(np.float32))
+                           per_channel=v.per_channel, representative=rep)
         except ExportError as err:
             raise ExportError(f"export variant '{v.name}' ({v.source}, {v.mode}): {err}") from None
 
@@ -202,11 +218,17 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
         # Parity is against what the graph computes: the source's probabilities at the same temperature.
         reference = metrics.apply_temperature(reference, temperature)
     ops = op_report(raw)
+    if v.target == "micro":  # before anything is written: an op TFLite Micro lacks leaves the export as it was
+        from edgecls.export.micro import check_micro
+
+        check_micro(raw, f"export variant '{v.name}'")
     extra = {"recipe": recipe.name, "model": recipe.model.label, "source": v.source, "mode": v.mode,
              "trained_channels": d.channels, "normalization": {"mean": list(d.normalize.mean),
                                                                "std": list(d.normalize.std)}}
     if calibration:
         extra["temperature"] = calibration["temperature"]
+    if selective:
+        extra["float_layers"] = list(selective["record"].get("layers", []))
     meta = ModelMetadata(
         name=f"{recipe.name}-{v.name}", version="1",
         description=f"{recipe.model.label} trained by edgecls recipe '{recipe.name}', exported as {v.mode}"
@@ -219,7 +241,20 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
     parity = compare(reference, probs, labels, class_names)
     if calibration:
         calibration["ece_after"] = metrics.expected_calibration_error(labels, probs)
+    micro = None
+    if v.target == "micro":
+        from edgecls.export.micro import c_sources, micro_record
+
+        micro = micro_record(blob, test_pixels, probs, labels)
+        sources = c_sources(blob, v.name, arena_bytes=micro["arena_bytes"], labels=list(class_names))
+    float_layers = selective.get("record")
+    if float_layers is not None:
+        float_layers["cost"] = _selective_cost(v, blob, model, recipe, representative, test_pixels, probs, labels)
     path = fileio.write_bytes(run.variant(v.name), blob)
+    if micro is not None:
+        for file, text in zip(run.micro_sources(v.name), sources):
+            fileio.write_text(file, text)
+        micro["sources"] = [run.rel(f) for f in run.micro_sources(v.name)]
     return VariantRecord(
         name=v.name, source=v.source, mode=v.mode, per_channel=v.per_channel, path=run.rel(path),
         size_bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)),
@@ -228,7 +263,53 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
         mean_abs_diff=parity["mean_abs_diff"], fully_integer=ops["fully_integer"],
         float_ops=ops["float_ops"], input_dtype=ops["input_dtype"], output_dtype=ops["output_dtype"],
         ops=ops["ops"], metrics={"metrics": parity["metrics"]}, output_sha256=sha256_file(path),
-        calibration=calibration)
+        calibration=calibration, target=v.target, float_layers=float_layers,
+        arena_bytes=micro["arena_bytes"] if micro else None,
+        micro_agreement=micro["agreement"] if micro else None, micro=micro)
+
+
+def _selective(v: ExportVariant, wrapped, representative: np.ndarray, choose) -> tuple[bytes, dict]:
+    """float_layers: int8 with the named (or, for auto, the debugger's worst) layers kept in float."""
+    from edgecls.export.parity import tflite_probs
+    from edgecls.export.quantdebug import selective_int8
+
+    evaluate: Callable[[bytes], float] | None = None
+    float_accuracy = None
+    if choose is not None:
+        val_pixels, val_labels, val_probs = choose
+        float_accuracy = metrics.accuracy(val_labels, val_probs.argmax(1))
+        evaluate = lambda blob: metrics.accuracy(val_labels, tflite_probs(blob, val_pixels).argmax(1))  # noqa: E731
+    return selective_int8(wrapped, representative, v.float_layers, per_channel=v.per_channel,
+                          input_type=v.input_type, output_type=v.output_type, evaluate=evaluate,
+                          float_accuracy=float_accuracy, max_accuracy_drop=v.max_accuracy_drop,
+                          max_float_layers=v.max_float_layers)
+
+
+def _selective_cost(v: ExportVariant, blob: bytes, model, recipe: Recipe, representative, test_pixels: np.ndarray,
+                    probs: np.ndarray, labels: np.ndarray) -> dict:
+    """What keeping layers float cost against the same variant fully int8: size, test accuracy and latency on
+    this host, measured side by side (one thread, the runtime's timing)."""
+    import tempfile
+    from pathlib import Path
+
+    from edgecls.export.convert import convert, with_pixel_input
+    from edgecls.export.parity import tflite_probs
+    from edgecls.runtime.timing import measure
+
+    d = recipe.data
+    wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
+    plain = convert(wrapped, "int8", input_type=v.input_type, output_type=v.output_type, per_channel=v.per_channel,
+                    representative=representative.astype(np.float32))
+    with tempfile.TemporaryDirectory(prefix="edgecls-cost-") as tmp:
+        files = {"int8": Path(tmp, "int8.tflite"), "selective": Path(tmp, "selective.tflite")}
+        files["int8"].write_bytes(plain)
+        files["selective"].write_bytes(blob)
+        ms = {k: measure(f, num_threads=1, runs=50, warmup=5).p50_ms for k, f in files.items()}
+    int8_accuracy = metrics.accuracy(labels, tflite_probs(plain, test_pixels).argmax(1))
+    return {"int8_size_bytes": len(plain), "size_bytes": len(blob), "size_ratio": round(len(blob) / len(plain), 4),
+            "int8_p50_ms_host": round(ms["int8"], 4), "p50_ms_host": round(ms["selective"], 4),
+            "latency_ratio": round(ms["selective"] / ms["int8"], 3) if ms["int8"] else None,
+            "int8_accuracy": int8_accuracy, "accuracy": metrics.accuracy(labels, probs.argmax(1))}
 
 
 def calibration_record(v: ExportVariant, model, temperature: float, images: int, reference: np.ndarray,
@@ -248,3 +329,21 @@ def calibration_record(v: ExportVariant, model, temperature: float, images: int,
     return {"method": "temperature", "temperature": temperature, "fitted_on": "validation", "fitted_to": "source",
             "images": int(images), "ece_before": metrics.expected_calibration_error(labels, test_probs),
             "ece_before_of": whose}
+
+
+def export_onnx(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np.ndarray, test_pixels: np.ndarray,
+                labels: np.ndarray) -> VariantRecord:
+    """target: onnx: the float model through tf2onnx, its parity checked in onnxruntime on the test split."""
+    from edgecls.export.convert import with_pixel_input
+    from edgecls.export.onnx import onnx_record
+
+    d = recipe.data
+    wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
+    blob, parity = onnx_record(wrapped, test_pixels, reference, labels)
+    path = fileio.write_bytes(run.onnx(v.name), blob)
+    return VariantRecord(
+        name=v.name, source=v.source, mode=v.mode, per_channel=v.per_channel, path=run.rel(path),
+        size_bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)), accuracy=parity["accuracy"],
+        source_accuracy=metrics.accuracy(labels, reference.argmax(1)), top1_agreement=parity["top1_agreement"],
+        max_abs_diff=parity["max_abs_diff"], mean_abs_diff=parity.get("mean_abs_diff", 0.0), fully_integer=False,
+        input_dtype="float32", output_dtype="float32", output_sha256=sha256_file(path), target="onnx", onnx=parity)

@@ -370,12 +370,30 @@ class ExportVariant:
                    "a smaller file for nets of many thin layers (each channel's scale and zero point cost 12 bytes)")
     calibrate: Literal["none", "temperature"] = spec(
         "none", help="temperature: fit one softmax temperature on the validation split, so scores are calibrated")
+    target: Literal["tflite", "micro", "onnx"] = spec(
+        "tflite", help="micro: also write export/<name>.cc/.h for TensorFlow Lite for Microcontrollers (measured "
+                       "tensor arena, exact op resolver); onnx: export/<name>.onnx through tf2onnx instead")
+    float_layers: Union[Literal["auto"], tuple[str, ...]] = spec(
+        (), help="int8: Keras layer name patterns (fnmatch) kept in float, or auto: the quantization debugger's "
+                 "worst layers, added until accuracy is within max_accuracy_drop of the float model")
+    max_accuracy_drop: float = spec(0.005, ge=0.0, le=1.0,
+                                    help="float_layers: auto: the validation accuracy int8 may lose (a fraction)")
+    max_float_layers: int = spec(8, ge=1, le=1000, help="float_layers: auto: at most this many layers stay float")
 
     def __post_init__(self):
         if self.mode != "int8" and (self.input_type != "float32" or self.output_type != "float32"):
             raise ValueError(f"input_type: integer input/output needs mode int8 (mode is {self.mode})")
         if not self.per_channel and self.mode not in ("int8", "int16x8"):
             raise ValueError(f"per_channel: false needs mode int8 or int16x8 (mode is {self.mode})")
+        if self.target == "micro" and self.mode != "int8":
+            raise ValueError(f"target: micro needs mode int8 (TFLite Micro runs integer models); mode is {self.mode}")
+        if self.target == "onnx" and self.mode != "float32":
+            raise ValueError(f"target: onnx exports the float model; it needs mode float32 (mode is {self.mode})")
+        if self.float_layers and self.mode != "int8":
+            raise ValueError(f"float_layers: keeping layers in float inside an int8 model needs mode int8 "
+                             f"(mode is {self.mode})")
+        if self.float_layers != "auto" and any(not p.strip() for p in self.float_layers):
+            raise ValueError("float_layers: an empty pattern; give Keras layer names or fnmatch patterns, or auto")
 
 
 # --- the recipe -------------------------------------------------------------------------------
