@@ -19,15 +19,9 @@ from edgecls.run import BenchRow, VariantRecord
 log = logging.getLogger("edgecls.bench")
 
 ACCURACY_ON = "host (tflite-micro)"  # export measured it with TFLite Micro's interpreter on this host
-NO_TIMING = "latency needs the board (edgecls does not run models on it)"
+NO_TIMING = "latency needs the board"  # and no figure is made up for it
 NO_PLOTS = ("a micro board has no latency without the board itself: no accuracy-latency plot (TFLite Micro's "
             "figures come from export.json)")
-MICRO_KEYS = ("arena_bytes", "flash_budget_bytes", "ram_budget_bytes", "fits", "micro_agreement")
-
-
-def target_of(entry: VariantRecord) -> str:
-    """tflite | micro | onnx: what the export entry made (older export.json files have no target: tflite)."""
-    return getattr(entry, "target", None) or "tflite"
 
 
 def _kib(n: int | float) -> str:
@@ -44,8 +38,8 @@ def fit_row(entry: VariantRecord, dev: DeviceRecipe, model: Path | None, missing
 
     ``model``: the .tflite file (its size is what goes to flash); ``missing``: why it is not there.
     The row's ``fits`` is True, False (a budget is exceeded) or None (a figure is missing)."""
-    micro = getattr(entry, "micro", None) or {}
-    arena = getattr(entry, "arena_bytes", None) or micro.get("arena_bytes")
+    micro = entry.micro or {}
+    arena = entry.arena_bytes if entry.arena_bytes is not None else micro.get("arena_bytes")
     size = model.stat().st_size if model is not None else entry.size_bytes
     flash, ram = dev.flash_budget_bytes, dev.ram_budget_bytes
     over, unknown = [], []
@@ -63,23 +57,22 @@ def fit_row(entry: VariantRecord, dev: DeviceRecipe, model: Path | None, missing
     else:
         status = (f"ok: fits (model {_kib(size)} of {_budget(dev, 'flash')} flash, arena {_kib(arena)} of "
                   f"{_budget(dev, 'ram')} RAM); {NO_TIMING}")
-    agreement = getattr(entry, "micro_agreement", None)
-    agreement = micro.get("agreement") if agreement is None else agreement
+    agreement = entry.micro_agreement if entry.micro_agreement is not None else micro.get("agreement")
     accuracy = micro.get("tflm_accuracy")
     version = micro.get("tflm_version")
     row = BenchRow(variant=entry.name, mode=entry.mode, delegate="tflite-micro", device=dev.name, threads=1,
                    size_bytes=size, accuracy_on=ACCURACY_ON, status=status,
-                   accuracy=None if accuracy is None else round(float(accuracy), 6), **lat.row_fields(None))
-    row.backend = f"tflite-micro {version}" if version else "tflite-micro"
+                   accuracy=None if accuracy is None else round(float(accuracy), 6),
+                   **{**lat.row_fields(None), "backend": f"tflite-micro {version}" if version else "tflite-micro"})
     return {**row.to_json(), "arena_bytes": arena, "flash_budget_bytes": flash, "ram_budget_bytes": ram,
             "fits": False if over else (None if unknown else True),
             "micro_agreement": None if agreement is None else round(float(agreement), 6),
-            "images": micro.get("images")}
+            "images": micro.get("images"), "arena_note": micro.get("arena_note")}
 
 
 def log_row(row: dict) -> None:
     if row["fits"]:
-        log.info("bench: %s fits %s: %s", row["variant"], row["device"], row["status"][len("ok: fits "):])
+        log.info("bench: %s fits %s %s", row["variant"], row["device"], row["status"][len("ok: fits "):])
     else:
         log.warning("bench: %s on %s: %s", row["variant"], row["device"], row["status"])
 
@@ -104,7 +97,8 @@ def to_markdown(report: dict) -> str:
              "- fits: the model's bytes within the flash budget and the tensor arena TFLite Micro measured at "
              "export within the RAM budget; accuracy: TFLite Micro's on the test split, measured at export on this "
              "host; agreement: its top-1 agreement with LiteRT",
-             f"- latency: not measured ({NO_TIMING}); time it on the board",
+             *(f"- arena ({r['variant']}): {r['arena_note']}" for r in rows[:1] if r.get("arena_note")),
+             "- latency: not measured; it needs the board (edgecls does not run models on a microcontroller)",
              f"- checked {report.get('created')}", ""]
     failed = [r for r in rows if not is_ok(r)]
     if failed:

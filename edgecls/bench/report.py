@@ -25,8 +25,18 @@ def plots_skipped(err: ImportError) -> dict:
     return {"skipped": f"matplotlib is not installed ({err}): pip install 'edgecls[plot]'"}
 
 
+# A micro board's rows (edgecls.bench.micro) have these too; CSV and tables show them when a row does.
+MICRO_CSV_COLUMNS = ("arena_bytes", "flash_budget_bytes", "ram_budget_bytes", "fits", "micro_agreement")
+
+
 def is_ok(row: dict) -> bool:
-    return row.get("status") == "ok"
+    """``ok``, or ``ok: <note>`` (a micro board's row that fits, saying its latency needs the board)."""
+    status = str(row.get("status"))
+    return status == "ok" or status.startswith("ok:")
+
+
+def _has_micro(rows: Iterable[dict]) -> bool:
+    return any("fits" in r for r in rows)
 
 
 def pareto_front(rows: Iterable[dict]) -> list[dict]:
@@ -82,11 +92,34 @@ _OPTIONAL = (("corr. acc", "mean_corruption_accuracy"), ("corr. drop", "corrupti
              ("slice gap", "worst_slice_gap"))
 
 
+def _fits(row: dict) -> str:
+    return {True: "yes", False: "NO"}.get(row.get("fits"), "?") if "fits" in row else ""
+
+
+def _kib(value, fmt: str = ".1f") -> str:
+    return _num(value / 1024 if value is not None else None, fmt)
+
+
+def _micro_table(rows: list[dict], with_device: bool) -> tuple[list[str], list[list[str]]]:
+    """A micro board's columns: sizes against budgets, whether it fits, TFLite Micro's accuracy (no latency)."""
+    heads = (["device"] if with_device else []) + [
+        "variant", "size KiB", "flash KiB", "arena KiB", "RAM KiB", "fits", "accuracy", "agreement", "status"]
+    body = [([r.get("device", "")] if with_device else []) + [
+        r["variant"], _kib(r.get("size_bytes")), _kib(r.get("flash_budget_bytes"), ".0f"),
+        _kib(r.get("arena_bytes")), _kib(r.get("ram_budget_bytes"), ".0f"), _fits(r),
+        _num(r.get("accuracy"), ".4f"), _num(r.get("micro_agreement"), ".4f"), r.get("status", "")] for r in rows]
+    return heads, body
+
+
 def table_rows(rows: list[dict], *, with_device: bool = False) -> tuple[list[str], list[list[str]]]:
+    if rows and all("fits" in r for r in rows):
+        return _micro_table(rows, with_device)
+    micro = _has_micro(rows)  # --compare of a micro board with other devices: its columns too
     extra = [(h, k) for h, k in _OPTIONAL if any(r.get(k) is not None for r in rows)]
     heads = (["device"] if with_device else []) + [
         "variant", "delegate", "thr", "accuracy", "top-5", "macro-F1", "mAP", "ECE", *(h for h, _ in extra),
-        "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms", "size KiB", "peak MiB", "front", "status"]
+        "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms", "size KiB", "peak MiB",
+        *(("arena KiB", "fits") if micro else ()), "front", "status"]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
@@ -97,13 +130,14 @@ def table_rows(rows: list[dict], *, with_device: bool = False) -> tuple[list[str
             *(_num(r.get(k), ".4f") for _, k in extra),
             _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("p99")), _ms(lat.get("mean")),
             _ms(r.get("init_ms")), _num(r["size_bytes"] / 1024 if r.get("size_bytes") is not None else None, ".1f"),
-            _num(r.get("peak_rss_mb"), ".1f"), "*" if r.get("pareto") else "", r.get("status", "")]
+            _num(r.get("peak_rss_mb"), ".1f"), *((_kib(r.get("arena_bytes")), _fits(r)) if micro else ()),
+            "*" if r.get("pareto") else "", r.get("status", "")]
         body.append(cells)
     return heads, body
 
 
 _RIGHT = {"thr", "accuracy", "top-5", "macro-F1", "mAP", "ECE", "p50 ms", "p90 ms", "p99 ms", "mean ms", "init ms",
-          "size KiB", "peak MiB", *(h for h, _ in _OPTIONAL)}
+          "size KiB", "peak MiB", "flash KiB", "arena KiB", "RAM KiB", "agreement", *(h for h, _ in _OPTIONAL)}
 
 
 def format_table(rows: list[dict], *, with_device: bool = False) -> str:
@@ -178,7 +212,8 @@ def to_markdown(report: dict) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    columns = CSV_COLUMNS + (MICRO_CSV_COLUMNS if _has_micro(rows) else ())
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in flat(r).items()})

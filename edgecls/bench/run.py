@@ -12,6 +12,10 @@ report.csv, report.md, pareto.png and confusion-<variant>.png. The steps:
    (on the device; on this host for adb), then the latency per thread count,
    each in a fresh process;
 4. rows that fail say why in their status; the others are measured.
+
+A ``connect: micro`` device (a microcontroller board) skips all that: its rows are the ``target: micro``
+variants' TFLite Micro figures from export.json against the board's flash and RAM budgets
+(:mod:`edgecls.bench.micro`); nothing runs on the board. Other devices skip ``target: onnx`` variants.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from edgecls import __version__, fileio
 from edgecls.bench import accuracy as acc
 from edgecls.bench import drift
 from edgecls.bench import latency as lat
+from edgecls.bench import micro
 from edgecls.bench.report import mark_front, plots_skipped, summarize, write_report
 from edgecls.devices import DeviceRecipe, StepFailed, load_device, make_runner
 from edgecls.errors import StageError, UsageError, first_line
@@ -67,6 +72,20 @@ def _variants(run: Run, device: DeviceRecipe) -> list[VariantRecord]:
         names = ", ".join(v.name for v in exported.variants) or "none"
         raise StageError(f"no exported variant of {run.root} matches the device's variants "
                          f"({', '.join(device.variants)}); exported: {names}")
+    if device.connect == "micro":  # a board takes only what was exported for TFLite Micro
+        for_micro = [v for v in chosen if v.target == "micro"]
+        if not for_micro:
+            raise StageError(f"device '{device.name}' is a microcontroller and {run.root} has no export variant with "
+                             "target: micro; add one to the recipe's export, e.g. {name: int8_micro, source: train, "
+                             "mode: int8, target: micro}, and run `edgecls export` again")
+        return for_micro
+    onnx = [v.name for v in chosen if v.target == "onnx"]
+    if onnx:  # micro variants are plain .tflite files and stay; ONNX files are no interpreter's input here
+        log.info("bench: skipping %s (target: onnx, not a .tflite model)", ", ".join(onnx))
+        chosen = [v for v in chosen if v.target != "onnx"]
+        if not chosen:
+            raise StageError(f"every exported variant of {run.root} the device's variants match is an ONNX model "
+                             f"({', '.join(onnx)}); bench measures .tflite variants")
     return chosen
 
 
@@ -134,6 +153,9 @@ def run_bench(run_dir: str | os.PathLike, device: str | os.PathLike | DeviceReci
     if runs < 1 or warmup < 0:
         raise UsageError(f"--runs must be >= 1 and --warmup >= 0 (got {runs}, {warmup})")
     quality = parse_quality(corruptions, severities, explain_images)
+    if dev.connect == "micro" and quality.corruptions:
+        raise UsageError(f"--corruptions needs a device that runs the models; '{dev.name}' is a microcontroller "
+                         "(bench checks its budgets from export.json)")
     with run.lock(f"bench --device {dev.name}"):
         return _bench(run, dev, thread_counts, runs, warmup, out_dir, plots, quality)
 
@@ -149,6 +171,8 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
             raise StageError(f"export variant '{e.name}' is stale ({why}); run `edgecls export {run.root}` first")
     out = Path(out_dir) if out_dir else run.bench(dev.name)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if dev.connect == "micro":
+        return _bench_micro(run, dev, entries, out, created)
 
     models: dict[str, Path] = {}
     missing: dict[str, str] = {}
@@ -198,8 +222,8 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
         **summarize(rows), "rows": rows, "evaluations": evaluations,
     }
     # References are looked up among all exported variants: a device that times only *int8* says the float32
-    # exists but was not measured here, rather than that there is none.
-    variants = [v.to_json() for v in run.exported().variants]
+    # exists but was not measured here, rather than that there is none. (An ONNX file is no bench reference.)
+    variants = [v.to_json() for v in run.exported().variants if v.target != "onnx"]
     # Explanations run on this host, on the plain .tflite files (a device's own build, e.g. _edgetpu, may not).
     host_models = {e.name: run.root / e.path for e in entries if (run.root / e.path).is_file()}
     report["drift"] = drift.drift_report(quality_evaluations(report), variants, agreement=_agreement(
@@ -211,6 +235,38 @@ def _bench(run: Run, dev: DeviceRecipe, thread_counts, runs: int, warmup: int, o
     state = "complete" if report["complete"] else f"INCOMPLETE: {report['rows_failed']} of {report['rows_total']} " \
                                                   "rows failed"
     log.info("bench: %s -> %s (%s)", dev.name, out / "report.json", state)
+    return report
+
+
+def _bench_micro(run: Run, dev: DeviceRecipe, entries: list[VariantRecord], out: Path, created: str) -> dict:
+    """A microcontroller: one row per micro variant, its export figures against the board's budgets."""
+    rows = []
+    for e in entries:
+        path = _model_file(run, e, dev.model_suffix)
+        rows.append(micro.fit_row(e, dev, path if path.is_file() else None,
+                                  None if path.is_file() else _missing_reason(path, run, dev.model_suffix)))
+        micro.log_row(rows[-1])
+    mark_front(rows)  # no row has a latency: none is on the front
+    measured = [run.root / e.path for e in entries if (run.root / e.path).is_file()]
+    split = run.test_split
+    report = {
+        "device": dev.name, "connect": dev.connect, "where": dev.where, "device_info": micro.budgets(dev),
+        "device_recipe": to_plain(dev), "run_dir": str(run.root), "recipe": run.exported().recipe,
+        # TFLite Micro's figures are functions of the model bytes and the test split: a re-export makes it stale.
+        "made_from": run.made_from({}, [*([split] if split.is_file() else []), *measured]).to_json(),
+        "created": created, "edgecls_version": __version__, "threads": [], "runs": None, "warmup": None,
+        "test_images": max((r["images"] or 0 for r in rows), default=0) or None, "class_names": [],
+        "accuracy_on": micro.ACCURACY_ON, "corruptions": {"names": [], "severities": []}, "quality_delegate": None,
+        **summarize(rows), "rows": rows, "evaluations": [], "drift": None,
+        "plots": _drop_plots(out, micro.NO_PLOTS),
+    }
+    for name in _QUALITY_FILES:  # an earlier benchmark's, which would pass for this report's
+        if (out / name).exists():
+            (out / name).unlink()
+    write_report(out, report, markdown=micro.to_markdown(report))
+    report["out_dir"] = str(out)
+    fit = sum(1 for r in rows if r["fits"])
+    log.info("bench: %s -> %s (%d of %d variant(s) fit)", dev.name, out / "report.json", fit, len(rows))
     return report
 
 

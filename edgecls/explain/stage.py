@@ -187,7 +187,7 @@ def _occlusion_columns(run: Run, recipe: Any, names: list[str]) -> list[Column]:
     if exported is None or not exported.variants:
         raise StageError(f"{run.export_json} not found: occlusion explains exported variants: run "
                          f"`edgecls export {run.root}` first (or use --method gradcam)")
-    known = [v.name for v in exported.variants]
+    known = [v.name for v in exported.variants if v.target != "onnx"]  # occlusion runs TFLite models
     names = [n for n in _split(names) if n != REFERENCE] if names else known
     unknown = [n for n in names if n not in known]
     if unknown:

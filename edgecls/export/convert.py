@@ -95,7 +95,8 @@ _TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 
 
 def convert(model, mode: str, *, representative: np.ndarray | None = None, input_type: str = "float32",
-            output_type: str = "float32", per_channel: bool = True) -> bytes:
+            output_type: str = "float32", per_channel: bool = True, float_layers: Sequence[str] = (),
+            debugger=None) -> bytes:
     """Convert a Keras model to TFLite bytes.
 
     ``representative``: raw-pixel float samples (N, H, W, 3) for int8/int16x8
@@ -103,9 +104,16 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     ``per_channel=False`` (int8/int16x8): one weight scale per tensor. Each
     channel's scale (float32) and zero point (int64) take 12 bytes in the
     file, which for a MobileNetV2 x0.35 (14,098 channels) is 27 % of the int8 file.
+    ``float_layers`` (int8 only): quantization debugger node names (:func:`debugger_nodes`, the output
+    tensor names of the calibrated model) whose ops stay float inside the otherwise int8 model.
+    ``debugger`` (int8): a :func:`quantization_debugger` of this model and ``representative``, reused
+    instead of calibrating again (a float_layers search converts the same model many times).
     """
     if mode not in MODES:
         raise ExportError(f"unknown export mode '{mode}'; modes: {', '.join(MODES)}")
+    float_layers = tuple(float_layers)
+    if (float_layers or debugger is not None) and mode != "int8":
+        raise ExportError(f"float_layers: keeping layers in float needs mode int8 (mode is {mode})")
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -130,7 +138,14 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     try:
         with warnings.catch_warnings(), quiet_native_stderr(keep_python=True):  # the calibration bar stays
             warnings.simplefilter("ignore")  # the converter warns about QAT statistics we give it
-            blob = conv.convert()
+            if float_layers or debugger is not None:
+                debugger = debugger or quantization_debugger(model, representative, per_channel=per_channel,
+                                                             desc="int8 calibration")
+                blob = _selective(debugger, float_layers, input_type, output_type)
+            else:
+                blob = conv.convert()
+    except ExportError:
+        raise
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
         if mode == "int8":
             raise ExportError(f"int8 conversion failed: not every op can be fully integer "
@@ -139,11 +154,97 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     if mode == "int8":  # the converter can leave ops float even with the int8 op set: never ship that as int8
         from edgecls.export.ops import op_report
 
-        float_ops = op_report(blob)["float_ops"]
+        # Only the nodes float_layers names may compute in float.
+        float_ops = (sorted({op for op, name in float_nodes(blob) if not _is_node(name, float_layers)})
+                     if float_layers else op_report(blob)["float_ops"])
         if float_ops:
             raise ExportError(f"int8 was asked but these ops stay float: {', '.join(float_ops)}; "
                               "export this model as 'dynamic', or replace those layers")
     return blob
+
+
+def _int8_converter(model, representative: np.ndarray, per_channel: bool, desc: str):
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _representative(representative, desc)
+    conv._experimental_disable_per_channel = not per_channel  # see convert()
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return conv
+
+
+def quantization_debugger(model, representative: np.ndarray, *, per_channel: bool = True,
+                          layer_debug_metrics: dict | None = None, desc: str = "quantization debugger calibration"):
+    """LiteRT's QuantizationDebugger on ``model`` calibrated with ``representative`` (raw-pixel samples).
+
+    Constructing it calibrates once; ``.run()`` then compares every quantized op with its float
+    counterpart on ``representative`` (the layer statistics); :func:`convert` with ``debugger=`` gets the
+    int8 model with ``float_layers`` (its options' denylisted_nodes) kept float. ``fully_quantize=False``:
+    the model's edges stay float32, and :func:`convert` sets the recipe's input/output types on them
+    as the converter itself does (``fully_quantize=True`` could only give int8 edges).
+    """
+    conv = _int8_converter(model, representative, per_channel, desc)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_debug_metrics=layer_debug_metrics, fully_quantize=False)
+    with warnings.catch_warnings(), quiet_native_stderr(keep_python=True):
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice; statistics for QAT models
+        return tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=_representative(representative, "quantization debugger"),
+            debug_options=options)
+
+
+def debugger_nodes(debugger) -> list[tuple[str, str]]:
+    """(op, node name) of every op in the debugger's calibrated model, in graph order: the names
+    ``float_layers``/``denylisted_nodes`` take (an op's output tensor name, which names its Keras layers)."""
+    return [(op, name) for op, name, _ in _op_outputs(debugger.calibrated_model)]
+
+
+def float_nodes(model_bytes: bytes) -> list[tuple[str, str]]:
+    """(op, output tensor name) of the ops computing in float (QUANTIZE/DEQUANTIZE only convert), graph order."""
+    return [(op, name) for op, name, floating in _op_outputs(model_bytes)
+            if floating and op not in ("QUANTIZE", "DEQUANTIZE")]
+
+
+def _is_node(name: str, nodes: Sequence[str]) -> bool:
+    """Is ``name`` (a tensor of the converted model) one of ``nodes``? The quantizer keeps a float op's output
+    name, or appends a digit when its quantized twin took the name ("einsum_1/Einsum1" -> "einsum_1/Einsum11")."""
+    return any(name == n or (name.startswith(n) and name[len(n):].isdigit()) for n in nodes)
+
+
+def _op_outputs(model_bytes: bytes) -> list[tuple[str, str, bool]]:
+    """(op, first output's tensor name, any float output) for each op of the main subgraph, from the flatbuffer."""
+    from edgecls.runtime.modelfile import FLOAT_DTYPES, dtype_name, load_model, op_name
+
+    m = load_model(bytes(model_bytes)).model
+    codes = [op_name(m.OperatorCodes(i)) for i in range(m.OperatorCodesLength())]
+    sg, rows = m.Subgraphs(0), []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        outs = [o for o in (op.OutputsAsNumpy().tolist() if op.OutputsLength() else []) if o >= 0]
+        name = (sg.Tensors(outs[0]).Name() or b"").decode("utf-8", "replace") if outs else ""
+        floating = any(dtype_name(sg.Tensors(o).Type()) in FLOAT_DTYPES for o in outs)
+        rows.append((codes[op.OpcodeIndex()], name, floating))
+    return rows
+
+
+def _selective(debugger, float_layers: tuple[str, ...], input_type: str, output_type: str) -> bytes:
+    """int8 with ``float_layers`` kept float: the quantization debugger's non-debug model, edges retyped."""
+    from tensorflow.lite.python.util import modify_model_io_type  # what TFLiteConverter.convert() itself calls
+
+    known = {name for _, name in debugger_nodes(debugger)}
+    unknown = [n for n in float_layers if n not in known]
+    if unknown:
+        raise ExportError(f"float_layers: no node named '{unknown[0]}' in the calibrated model; nodes: "
+                          f"{', '.join(sorted(known)[:8])}{' ...' if len(known) > 8 else ''}")
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_debug_metrics=debugger.options.layer_debug_metrics, denylisted_nodes=list(float_layers) or None,
+        fully_quantize=False)
+    blob = debugger.get_nondebug_quantized_model()
+    try:
+        return bytes(modify_model_io_type(blob, _TYPES[input_type], _TYPES[output_type]))
+    except (ValueError, RuntimeError) as err:  # e.g. a float last op cannot give a uint8 output
+        raise ExportError(f"float_layers: input_type {input_type} / output_type {output_type} cannot be set with "
+                          f"{', '.join(float_layers)} kept float ({first_line(err)}); keep the model's first and "
+                          "last ops int8, or use float32 input/output") from None
 
 
 def _first_line(err: Exception) -> str:

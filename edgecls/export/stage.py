@@ -92,10 +92,13 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
                          f"split, and {run.split} has no validation images (data.splits.validation: "
                          f"{recipe.data.splits.validation}); give it a fraction > 0 and train again, or use "
                          "calibrate: none")
-    # float_layers: auto chooses layers by validation accuracy (choosing by test accuracy would tune to the test).
-    to_choose = [v for v in todo if v.float_layers == "auto"]
-    if to_choose and not len(data.split["validation"]):
-        raise StageError(f"export variant '{to_choose[0].name}': float_layers: auto chooses layers by validation "
+    # float_layers: auto chooses layers by validation accuracy (choosing by test accuracy would tune to the test);
+    # named layers are scored on validation too where there is one, else on test (nothing is chosen by it).
+    to_choose = [v for v in todo if v.float_layers]
+    has_val = bool(len(data.split["validation"]))
+    if any(v.float_layers == "auto" for v in to_choose) and not has_val:
+        auto = next(v for v in to_choose if v.float_layers == "auto")
+        raise StageError(f"export variant '{auto.name}': float_layers: auto chooses layers by validation "
                          f"accuracy, and {run.split} has no validation images (data.splits.validation: "
                          f"{recipe.data.splits.validation}); give it a fraction > 0 and train again, or name the "
                          "layers")
@@ -109,8 +112,8 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         np.savez(tmp, pixels=test_pixels, labels=np.asarray(labels, dtype=np.int64),
                  class_names=np.array([str(n) for n in data.class_names], dtype=str), **annotations)
     x_test = data.arrays("test")[0] if todo else None
-    x_val, y_val = data.arrays("validation") if to_calibrate or to_choose else (None, None)
-    val_pixels = data.pixels("validation", channels=3) if to_choose else None
+    x_val, y_val = data.arrays("validation") if to_calibrate or (to_choose and has_val) else (None, None)
+    val_pixels = data.pixels("validation", channels=3) if to_choose and has_val else None
 
     calibrated = [v for v in todo if v.mode in ("int8", "int16x8")]
     train_pixels = data.pixels("train", channels=3) if calibrated else None
@@ -122,7 +125,7 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         if v.source not in models:
             models[v.source] = run.load_model(recipe, v.source)
             refs[v.source] = models[v.source].predict(x_test, batch_size=256, verbose=0)
-        if (v.calibrate == "temperature" or v.float_layers == "auto") and v.source not in val_refs:
+        if (v.calibrate == "temperature" or (v.float_layers and has_val)) and v.source not in val_refs:
             val_refs[v.source] = models[v.source].predict(x_val, batch_size=256, verbose=0)
         t0 = time.perf_counter()
         rep_idx = Run.calibration_indices(recipe, len(data.split["train"]), v.representative_samples)
@@ -131,7 +134,8 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         if v.target == "onnx":
             rec = export_onnx(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels)
         else:
-            choose = (val_pixels, y_val, val_refs[v.source]) if v.float_layers == "auto" else None
+            choose = None if not v.float_layers else ("validation", val_pixels, y_val, val_refs[v.source]) \
+                if has_val else ("test", test_pixels, labels, refs[v.source])
             rec = export_variant(recipe, run, v, models[v.source], refs[v.source], test_pixels, labels,
                                  data.class_names, rep,
                                  (y_val, val_refs[v.source]) if v.calibrate == "temperature" else None, choose)
@@ -180,7 +184,7 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
                    choose: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> VariantRecord:
     """Convert one variant. ``validation`` (calibrate: temperature): the validation labels and the source's
     probabilities for them, to fit the temperature baked into the variant's softmax. ``choose``
-    (float_layers: auto): the validation pixels, labels and the source's probabilities, to choose by."""
+    (float_layers): the split's name, pixels, labels and the source's probabilities, to choose and score by."""
     from edgecls.export.convert import ExportError, convert, with_pixel_input, with_temperature
     from edgecls.export.metadata import add_metadata
     from edgecls.export.ops import op_report
@@ -273,16 +277,17 @@ def _selective(v: ExportVariant, wrapped, representative: np.ndarray, choose) ->
     from edgecls.export.parity import tflite_probs
     from edgecls.export.quantdebug import selective_int8
 
-    evaluate: Callable[[bytes], float] | None = None
-    float_accuracy = None
-    if choose is not None:
-        val_pixels, val_labels, val_probs = choose
-        float_accuracy = metrics.accuracy(val_labels, val_probs.argmax(1))
-        evaluate = lambda blob: metrics.accuracy(val_labels, tflite_probs(blob, val_pixels).argmax(1))  # noqa: E731
-    return selective_int8(wrapped, representative, v.float_layers, per_channel=v.per_channel,
-                          input_type=v.input_type, output_type=v.output_type, evaluate=evaluate,
-                          float_accuracy=float_accuracy, max_accuracy_drop=v.max_accuracy_drop,
-                          max_float_layers=v.max_float_layers)
+    split, pixels, split_labels, source_probs = choose
+
+    def evaluate(blob: bytes) -> float:
+        return metrics.accuracy(split_labels, tflite_probs(blob, pixels).argmax(1))
+
+    blob, record = selective_int8(wrapped, representative, v.float_layers, per_channel=v.per_channel,
+                                  input_type=v.input_type, output_type=v.output_type, evaluate=evaluate,
+                                  float_accuracy=metrics.accuracy(split_labels, source_probs.argmax(1)),
+                                  max_accuracy_drop=v.max_accuracy_drop, max_float_layers=v.max_float_layers)
+    record["scored_on"] = split  # the split whose accuracies the record's accuracy figures are
+    return blob, record
 
 
 def _selective_cost(v: ExportVariant, blob: bytes, model, recipe: Recipe, representative, test_pixels: np.ndarray,
@@ -337,7 +342,7 @@ def export_onnx(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np
     from edgecls.export.convert import with_pixel_input
     from edgecls.export.onnx import onnx_record
 
-    d = recipe.data
+    d = recipe.data  # (a QAT source is refused when the recipe loads: see Recipe.__post_init__)
     wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
     blob, parity = onnx_record(wrapped, test_pixels, reference, labels)
     path = fileio.write_bytes(run.onnx(v.name), blob)

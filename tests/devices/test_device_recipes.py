@@ -12,7 +12,8 @@ from edgecls.devices.loader import BUNDLED_DIR
 from edgecls.errors import RecipeError
 from tests.helpers import ROOT
 
-SHIPPED = ("local", "raspberry-pi-4", "raspberry-pi-5", "android", "coral-edgetpu", "ssh-linux")
+SHIPPED = ("local", "raspberry-pi-4", "raspberry-pi-5", "android", "coral-edgetpu", "ssh-linux", "arduino-nano-33-ble",
+           "stm32-nucleo-l4r5zi")
 
 
 def write(tmp_path, text: str, name: str = "dev.yaml"):
@@ -38,6 +39,14 @@ def test_shipped_recipes_load():
     coral = load_device("coral-edgetpu")
     assert coral.delegates == ("edgetpu",) and coral.model_suffix == "_edgetpu" and coral.variants == ("*int8*",)
     assert load_device("ssh-linux").connect == "ssh"
+    # the boards' datasheet budgets: nRF52840 1 MB flash, 256 KB RAM; STM32L4R5ZI 2 MB flash, 640 KB SRAM
+    nano, nucleo = load_device("arduino-nano-33-ble"), load_device("stm32-nucleo-l4r5zi")
+    assert (nano.connect, nano.flash_kb, nano.ram_kb) == ("micro", 1024, 256)
+    assert (nucleo.connect, nucleo.flash_kb, nucleo.ram_kb) == ("micro", 2048, 640)
+    assert nano.ram_budget_bytes == 256 * 1024 and nucleo.flash_budget_bytes == 2048 * 1024
+    listed = {n: desc for n, _, desc in list_devices()}
+    assert listed["stm32-nucleo-l4r5zi"].endswith("[micro: flash 2048 KiB, RAM 640 KiB]")
+    assert load_device("local").flash_budget_bytes is None
 
 
 def test_readme_has_a_section_per_family_and_every_field():
@@ -64,6 +73,15 @@ def test_readme_has_a_section_per_family_and_every_field():
     ("name: d\nport: 22\n", ":2: port", "only for connect: ssh"),
     ("description: no name\n", ":1: name", "required key is missing"),
     ("name: d\nthreads: 2\n", ":2: threads", "expected a list"),
+    ("name: d\nconnect: micro\nflash_kb: 1024\n", ":1: ram_kb", "a micro device needs its budget in KiB"),
+    ("name: d\nconnect: micro\nram_kb: 256\n", ":1: flash_kb", "a micro device needs its budget in KiB"),
+    ("name: d\nconnect: micro\nflash_kb: 1024\nram_kb: 0\n", ":4: ram_kb", "must be >= 1"),
+    ("name: d\nconnect: micro\nflash_kb: 1MB\nram_kb: 256\n", ":3: flash_kb", "expected an integer"),
+    ("name: d\nram_kb: 256\n", ":2: ram_kb", "only for connect: micro (this device connects by local)"),
+    ("name: d\nconnect: ssh\nhost: h\nflash_reserved_kb: 8\n", ":4: flash_reserved_kb", "only for connect: micro"),
+    ("name: d\nconnect: micro\nflash_kb: 1024\nram_kb: 256\nhost: board\n", ":5: host", "not for connect: micro"),
+    ("name: d\nconnect: micro\nflash_kb: 64\nram_kb: 16\nram_reserved_kb: 16\n", ":5: ram_reserved_kb",
+     "must be less than ram_kb (16), got 16"),
 ])
 def test_mistakes_name_file_line_and_key(tmp_path, text, where, message):
     path = write(tmp_path, text)
