@@ -75,22 +75,24 @@ def _num(x) -> float:
     return float(f"{float(x):.6g}")
 
 
+WRAPPER_LAYERS = ("rgb_to_gray", "normalize")  # edgecls.export.convert.with_pixel_input's own layers
+
+
 def _keras_layers(model) -> tuple[set[str], set[str]]:
-    """(all layer names, the pixel wrapper's own layer names): nested models are walked, not named."""
+    """(every layer name, nested models walked; the pixel wrapper's own layers, not the recipe model's)."""
     from edgecls._tf import keras
 
     names: set[str] = set()
-    wrapper = {layer.name for layer in model.layers if not isinstance(layer, keras.Model)}
-    stack = [model]
+    stack, nested = [model], False
     while stack:
-        m = stack.pop()
-        for layer in m.layers:
-            (stack.append(layer) if isinstance(layer, keras.Model) else names.add(layer.name))
-    if all(isinstance(layer, keras.layers.InputLayer) or layer.name in ("rgb_to_gray", "normalize")
-           for layer in model.layers if not isinstance(layer, keras.Model)) and \
-            any(isinstance(layer, keras.Model) for layer in model.layers):
-        return names, wrapper  # with_pixel_input's wrapper: its own layers are not the recipe's
-    return names, set()
+        for layer in stack.pop().layers:
+            if isinstance(layer, keras.Model):
+                stack.append(layer)
+                nested = True
+            else:
+                names.add(layer.name)
+    top = {layer.name for layer in model.layers}
+    return names, (top & set(WRAPPER_LAYERS)) if nested else set()
 
 
 def _node_rows(model, debugger) -> list[dict]:
@@ -126,11 +128,7 @@ def _match(dumped: str, op: str, nodes: list[dict]) -> dict:
 
 def suggest(rows: Sequence[dict], *, above: float = SUGGEST_ABOVE, limit: int = MAX_SUGGESTED) -> list[str]:
     """Keras layer names to keep float: selectable rows over ``above`` RMSE/scale, worst first."""
-    out: list[str] = []
-    for r in rows:
-        if r["selectable"] and r["rmse_over_scale"] > above and r["layer"] not in out:
-            out.append(r["layer"])
-    return out[:limit]
+    return [r["layer"] for r in _layer_ranking(rows) if r["rmse_over_scale"] > above][:limit]
 
 
 def _nodes_for(nodes: Sequence[dict], patterns: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -140,30 +138,36 @@ def _nodes_for(nodes: Sequence[dict], patterns: Sequence[str]) -> tuple[list[str
 
     layers = sorted({n for r in nodes if r["selectable"] for n in r["layers"]})
     for p in patterns:
-        if not fnmatch.filter(layers, p):
+        if not any(fnmatch.fnmatchcase(n, p) for n in layers):
             some = ", ".join(layers[:10]) + (f" ... ({len(layers)} layers)" if len(layers) > 10 else "")
             raise ExportError(f"float_layers: pattern '{p}' matches no layer of the model; layers: {some}")
-    picked = [r for r in nodes if r["selectable"] and any(fnmatch.filter(r["layers"], p) for p in patterns)]
-    return [r["tensor"] for r in picked], list(dict.fromkeys(r["layer"] for r in picked))
+    return _select(nodes, lambda layer: any(fnmatch.fnmatchcase(layer, p) for p in patterns))
+
+
+def _select(nodes: Sequence[dict], keep: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """(node names, Keras layers) of the selectable nodes one of whose layers ``keep`` accepts, graph order."""
+    picked = [r for r in nodes if r["selectable"] and any(keep(n) for n in r["layers"])]
+    return [r["tensor"] for r in picked], list(dict.fromkeys(n for r in picked for n in r["layers"] if keep(n)))
 
 
 def selective_int8(model_pixels, representative, spec: tuple[str, ...] | str, *, per_channel: bool = True,
                    input_type: str = "float32", output_type: str = "float32",
                    evaluate: Callable[[bytes], float], float_accuracy: float, max_accuracy_drop: float = 0.005,
                    max_float_layers: int = 8) -> tuple[bytes, dict]:
-    """int8 with some layers float. ``spec``: fnmatch patterns over Keras layer names, or "auto": the
-    debugger's worst 1, 2, 4... selectable layers until ``evaluate(bytes)`` (the lead's: accuracy on the
-    validation split) >= ``float_accuracy - max_accuracy_drop``, at most ``max_float_layers``.
+    """int8 with some layers float. ``spec``: fnmatch patterns over Keras layer names (every op of a
+    matching layer stays float), or "auto": the Keras layers of the debugger's worst ops, 1, 2, 4... of them,
+    until ``evaluate(bytes)`` (the caller's: accuracy on the validation split) >= ``float_accuracy -
+    max_accuracy_drop``, at most ``max_float_layers``. What auto keeps is what ``float_layers: [its layers]``
+    keeps. One calibration serves the ranking and every conversion tried.
 
     Returns the bytes and the record: {"spec", "layers" (kept float), "nodes", "accuracy", "int8_accuracy",
-    "float_accuracy", "target", "target_met", "size_bytes", "int8_size_bytes", "tried": [{"k", "layers",
-    "accuracy", "size_bytes"}...]}. "auto" that never meets the target keeps the best accuracy tried (fewest
-    layers on a tie) and says target_met: false.
+    "float_accuracy", "target", "target_met", "size_bytes", "int8_size_bytes", "tried": [{"k" (layers),
+    "layers", "nodes", "accuracy", "size_bytes"}...], "ranking"}. "auto" that never meets the target keeps
+    the best accuracy tried (fewest layers on a tie) and says target_met: false.
     """
     from edgecls.export.convert import convert, quantization_debugger
 
     reps = np.asarray(representative, np.float32)
-    # One calibration serves the ranking and every conversion tried.
     debugger = quantization_debugger(model_pixels, reps, per_channel=per_channel)
     nodes = _node_rows(model_pixels, debugger)
     if spec != "auto":
@@ -179,7 +183,8 @@ def selective_int8(model_pixels, representative, spec: tuple[str, ...] | str, *,
     tried = [{"k": 0, "layers": [], "nodes": [], "accuracy": float(evaluate(plain)), "size_bytes": len(plain)}]
     blobs = {0: plain}
     if spec == "auto":
-        ranked = [r for r in rows if r["selectable"]]
+        # Whole Keras layers, worst op first: what auto keeps is what float_layers: [those names] keeps.
+        ranked = list(dict.fromkeys(r["layer"] for r in rows if r["selectable"]))
         ks, k = [], 1
         while k < min(max_float_layers, len(ranked)):
             ks.append(k)
@@ -188,10 +193,10 @@ def selective_int8(model_pixels, representative, spec: tuple[str, ...] | str, *,
         for k in ks if tried[0]["accuracy"] < target else ():
             if k < 1 or k in blobs:
                 continue
-            top = sorted(ranked[:k], key=lambda r: r["index"])
-            blobs[k] = make([r["tensor"] for r in top])
-            tried.append({"k": k, "layers": list(dict.fromkeys(r["layer"] for r in top)),
-                          "nodes": [r["tensor"] for r in top], "accuracy": float(evaluate(blobs[k])),
+            top = set(ranked[:k])
+            names, layers = _select(nodes, top.__contains__)
+            blobs[k] = make(names)
+            tried.append({"k": k, "layers": layers, "nodes": names, "accuracy": float(evaluate(blobs[k])),
                           "size_bytes": len(blobs[k])})
             if tried[-1]["accuracy"] >= target:
                 break
@@ -200,16 +205,24 @@ def selective_int8(model_pixels, representative, spec: tuple[str, ...] | str, *,
         blob = blobs[best["k"]]
     else:
         blob = make(picked)
-        best = {"k": len(picked), "layers": layers, "nodes": picked, "accuracy": float(evaluate(blob)),
+        best = {"k": len(layers), "layers": layers, "nodes": picked, "accuracy": float(evaluate(blob)),
                 "size_bytes": len(blob)}
         tried.append(best)
     record = {"spec": spec if spec == "auto" else list(spec), "layers": best["layers"], "nodes": best["nodes"],
               "accuracy": best["accuracy"], "int8_accuracy": tried[0]["accuracy"],
               "float_accuracy": float(float_accuracy), "target": target, "target_met": best["accuracy"] >= target,
               "size_bytes": len(blob), "int8_size_bytes": len(plain), "tried": tried,
-              "ranking": [{"layer": r["layer"], "rmse_over_scale": r["rmse_over_scale"]} for r in rows
-                          if r["selectable"]][:max(max_float_layers, 8)]}
+              "ranking": _layer_ranking(rows)[:max(max_float_layers, 8)]}
     return blob, record
+
+
+def _layer_ranking(rows: Sequence[dict]) -> list[dict]:
+    """Selectable Keras layers by their worst op: {"layer", "rmse_over_scale", "op"}."""
+    seen: dict[str, dict] = {}
+    for r in rows:
+        if r["selectable"] and r["layer"] not in seen:
+            seen[r["layer"]] = {"layer": r["layer"], "rmse_over_scale": r["rmse_over_scale"], "op": r["op"]}
+    return list(seen.values())
 
 
 def quantdebug(run, variant: str) -> dict:
@@ -249,7 +262,8 @@ def quantdebug(run, variant: str) -> dict:
 
 
 def plot(record: dict, path) -> None:
-    """Bar chart of RMSE/scale by layer in graph order; suggested layers in red, the guide's cut dashed."""
+    """Bar chart of RMSE/scale by op in graph order; the ops that make a layer suggested in red, the guide's cut
+    dashed, rounding alone dotted."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -260,8 +274,9 @@ def plot(record: dict, path) -> None:
     rows = sorted(record["layers"], key=lambda r: r["index"])
     suggested = set(record["suggested"])
     values = [r["rmse_over_scale"] for r in rows]
-    colors = ["tab:red" if r["layer"] in suggested else "tab:blue" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(rows) + 2), 4.5))
+    colors = ["tab:red" if r["layer"] in suggested and r["rmse_over_scale"] > record["suggest_above"] else "tab:blue"
+              for r in rows]
+    fig, ax = plt.subplots(figsize=(min(30.0, max(6.0, 0.22 * len(rows) + 2)), 5))
     ax.bar(range(len(rows)), values, color=colors)
     ax.axhline(record["suggest_above"], color="tab:red", ls="--", lw=1,
                label=f"keep float above {record['suggest_above']}")
@@ -290,10 +305,11 @@ def format_table(record: dict, *, limit: int = 20) -> str:
         return "\n".join(lines)
     rows = record["layers"]
     lines = [f"int8 error by layer, variant {record['variant']} ({record['source']}), {record['images']} calibration "
-             f"images; RMSE/scale {record['rounding_only']} is rounding alone",
+             f"images; RMSE/scale {record['rounding_only']:.2f} is rounding alone",
              f"{'#':>3}  {'layer':<32} {'op':<18} {'rmse/scale':>10} {'err mean':>10} {'err std':>10}"]
     for i, r in enumerate(rows[:limit], 1):
-        mark = "  <- keep float" if r["layer"] in record["suggested"] and r["selectable"] else ""
+        mark = "  <- keep float" if r["layer"] in record["suggested"] and r["rmse_over_scale"] > \
+            record["suggest_above"] else ""
         lines.append(f"{i:>3}  {r['layer'][:32]:<32} {r['op'][:18]:<18} {r['rmse_over_scale']:>10.3f} "
                      f"{r['error_mean']:>10.3g} {r['error_std']:>10.3g}{mark}")
     if len(rows) > limit:

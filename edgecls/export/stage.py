@@ -147,7 +147,9 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         cal = rec.calibration
         log.info("export: %-14s %-8s %8s B  accuracy %.4f  agreement %.4f  max|diff| %.4f%s%s", v.name, v.mode,
                  f"{rec.size_bytes:,}", rec.accuracy, rec.top1_agreement, rec.max_abs_diff,
-                 "" if rec.fully_integer or v.mode != "int8" else "  NOT fully integer",
+                 "" if rec.fully_integer or v.mode != "int8" else
+                 f"  float layers: {', '.join(rec.float_layers['layers']) or 'none'}" if rec.float_layers else
+                 "  NOT fully integer",
                  f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} (T {cal['temperature']:g})" if cal else "")
     if not todo:
         fileio.write_json(run.export_json, report.to_json())

@@ -21,6 +21,8 @@ def preflight(recipe: Recipe, *, device=None) -> None:
     """Raise RecipeError listing every problem found before work; ``device``: a device name or path to check."""
     problems = [origin(recipe).error(message, key) for key, message in _recipe_problems(recipe)]
     problems += _device_problems(device)
+    if not problems and isinstance(device, (str, Path)):
+        problems += [origin(recipe).error(m, "export") for m in _micro_problems(recipe, device)]
     if problems:
         raise RecipeError.combine(problems)
 
@@ -54,6 +56,17 @@ def _device_problems(device) -> list[RecipeError]:
     except RecipeError as err:
         return [err]
     return []
+
+
+def _micro_problems(recipe: Recipe, device) -> list[str]:
+    """A microcontroller board measures only target: micro variants: say so before training, not after."""
+    from edgecls.devices.loader import load_device
+
+    dev = load_device(str(device))
+    if dev.connect != "micro" or any(v.target == "micro" for v in recipe.export):
+        return []
+    return [f"device '{dev.name}' is a microcontroller: bench checks export entries with target: micro, and "
+            "this recipe has none; add one, e.g. {name: int8_micro, source: train, mode: int8, target: micro}"]
 
 
 def _recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:

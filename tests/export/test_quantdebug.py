@@ -142,6 +142,9 @@ def test_selective_patterns_and_auto_search(tiny):
     assert len(rec["layers"]) == 2 == len(float_nodes(blob)) and rec["accuracy"] == pytest.approx(0.2)
     assert rec["size_bytes"] == len(blob) > rec["int8_size_bytes"]
     assert "kept float: " in format_table(rec)
+    # What auto keeps is what float_layers: [those layer names] keeps.
+    _, again = selective_int8(*tiny, tuple(rec["layers"]), evaluate=evaluate, float_accuracy=0.2)
+    assert again["nodes"] == rec["nodes"]
 
     # Unreachable target: at most max_float_layers tried, the best kept, target_met false.
     _, rec = selective_int8(*tiny, "auto", evaluate=evaluate, float_accuracy=0.9, max_accuracy_drop=0.0,
