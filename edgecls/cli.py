@@ -195,6 +195,8 @@ def _print_variants(report) -> None:
         if e.float_layers:
             fl, cost = e.float_layers, e.float_layers.get("cost") or {}
             note += (f"  float layers: {', '.join(fl.get('layers', [])) or 'none'}"
+                     + ("  (accuracy target NOT met)" if fl.get("spec") == "auto" and not fl.get("target_met")
+                        else "")
                      + (f" (int8 {cost['int8_accuracy']:.4f} -> {cost['accuracy']:.4f}; size x{cost['size_ratio']}, "
                         f"latency x{cost['latency_ratio']} here)" if cost.get("int8_accuracy") is not None else ""))
         click.echo(f"{e.name:<16} {e.mode:<8} {e.source:<12} {e.size_bytes:>9,} {e.gzip_bytes:>9,} "

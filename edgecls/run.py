@@ -483,6 +483,15 @@ class Run:
             want = getattr(record, "output_sha256", None)
             if want and sha256_file(output) != want:
                 return f"{self.rel(output)} was replaced since"
+        # target: micro also wrote C sources: they are outputs too (a deleted or edited .cc is not current).
+        for rel, digest in ((getattr(record, "micro", None) or {}).get("sources") or {}).items():
+            path = self.root / rel
+            if not path.is_file():
+                if missing_ok:
+                    continue
+                return f"{rel} is missing"
+            if sha256_file(path) != digest:
+                return f"{rel} was replaced since"
         return None
 
     # --- records ----------------------------------------------------------------------------------------------
@@ -603,6 +612,8 @@ class Run:
             if not why and path in stale_variants:
                 v = stale_variants[path]
                 why = f"variant {v.name} is {v.state}" + (f" ({v.why})" if v.why else "")
+        if not why and report.get("connect") == "micro":
+            why = _budget_changed(report)
         if why:
             return StatusRow("bench", device, "stale", why, rel)
         if not report.get("complete", False):
@@ -615,6 +626,21 @@ class Run:
     def lock(self, command: str = "") -> "RunLock":
         """Hold the run for writing: ``with run.lock("train"): ...``; a second writer fails at once."""
         return RunLock(self, command)
+
+
+def _budget_changed(report: dict) -> str | None:
+    """A microcontroller's verdicts hold for the flash and RAM budgets they were judged against: a board
+    recipe edited since makes them stale. A board that no longer loads by its name is not checked."""
+    from edgecls.bench.micro import budgets
+    from edgecls.devices.loader import load_device
+
+    try:
+        dev = load_device(str(report.get("device")))
+    except EdgeclsError:
+        return None
+    if dev.connect == "micro" and budgets(dev) != report.get("device_info"):
+        return f"the budgets of device '{dev.name}' changed since"
+    return None
 
 
 class RunLock:

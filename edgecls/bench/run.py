@@ -252,8 +252,11 @@ def _bench_micro(run: Run, dev: DeviceRecipe, entries: list[VariantRecord], out:
     report = {
         "device": dev.name, "connect": dev.connect, "where": dev.where, "device_info": micro.budgets(dev),
         "device_recipe": to_plain(dev), "run_dir": str(run.root), "recipe": run.exported().recipe,
-        # TFLite Micro's figures are functions of the model bytes and the test split: a re-export makes it stale.
-        "made_from": run.made_from({}, [*([split] if split.is_file() else []), *measured]).to_json(),
+        # The verdicts come from the model bytes and from export.json's arena (a re-export with another
+        # tflite-micro changes it for the same bytes): either changing makes this report stale; so does the
+        # board's budget (Run.status compares device_info with the board's recipe now).
+        "made_from": run.made_from({}, [*([split] if split.is_file() else []), run.export_json,
+                                        *measured]).to_json(),
         "created": created, "edgecls_version": __version__, "threads": [], "runs": None, "warmup": None,
         "test_images": max((r["images"] or 0 for r in rows), default=0) or None, "class_names": [],
         "accuracy_on": micro.ACCURACY_ON, "corruptions": {"names": [], "severities": []}, "quality_delegate": None,

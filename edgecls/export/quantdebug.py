@@ -241,8 +241,16 @@ def quantdebug(run, variant: str) -> dict:
         int8 = [x.name for x in recipe.export if x.mode == "int8"]
         raise QuantDebugError(f"quantdebug: export variant '{variant}' is {v.mode}, not int8; the quantization "
                               f"debugger measures int8 error (int8 variants: {', '.join(int8) or 'none'})")
+    # A stale source would debug a model that export would refuse to convert (and that bench never sees).
+    state = {(r.kind, r.name): r for r in run.status(recipe)}.get(
+        ("train", "train") if v.source == "train" else ("stage", v.source))
+    if state is not None and state.state != "done":
+        fix = "edgecls train" if v.source == "train" else f"edgecls compress {run.root}"
+        raise QuantDebugError(f"quantdebug: the source '{v.source}' of variant '{variant}' is {state.state}"
+                              f"{f' ({state.why})' if state.why else ''}; run `{fix}` first")
     from edgecls.data.run_data import load_run_data
     from edgecls.export.convert import with_pixel_input
+    from edgecls.run import Run
 
     data = load_run_data(recipe, run)
     idx = run.calibration_indices(recipe, len(data.split["train"]), v.representative_samples)
@@ -254,9 +262,17 @@ def quantdebug(run, variant: str) -> dict:
     record = {"variant": v.name, "source": v.source, "per_channel": v.per_channel, "images": int(len(reps)),
               "metric": "rmse_over_scale", "rounding_only": _num(ROUNDING_ONLY), "suggest_above": SUGGEST_ABOVE,
               "suggested": suggest(rows), "layers": rows}
+    record["made_from"] = run.made_from(Run.variant_sections(recipe, v),
+                                        [run.model_file(recipe, v.source), run.split]).to_json()
     json_path, png_path = run.quantdebug(v.name)
+    try:
+        plot(record, png_path)
+    except ImportError as err:  # matplotlib is the plot extra; the table and JSON need none of it
+        from edgecls.bench.report import plots_skipped
+
+        png_path.unlink(missing_ok=True)
+        record["plot"] = plots_skipped(err)
     fileio.write_json(json_path, record)
-    plot(record, png_path)
     record["json"], record["png"] = str(json_path), str(png_path)
     return record
 

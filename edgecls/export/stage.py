@@ -145,6 +145,12 @@ def _export(run: Run, only: tuple[str, ...], force: bool) -> ExportRecord:
         report.variants = [done[n] for n in names if n in done]
         fileio.write_json(run.export_json, report.to_json())
         cal = rec.calibration
+        if rec.float_layers and rec.float_layers.get("spec") == "auto" and not rec.float_layers.get("target_met"):
+            fl = rec.float_layers
+            log.warning("export: %s: float_layers %s did not reach the target: best %s accuracy %.4f with %d "
+                        "layer(s) float, target %.4f (float %.4f); raise max_float_layers or max_accuracy_drop",
+                        v.name, fl.get("spec"), fl.get("scored_on", "validation"), fl["accuracy"],
+                        len(fl.get("layers", [])), fl["target"], fl["float_accuracy"])
         log.info("export: %-14s %-8s %8s B  accuracy %.4f  agreement %.4f  max|diff| %.4f%s%s", v.name, v.mode,
                  f"{rec.size_bytes:,}", rec.accuracy, rec.top1_agreement, rec.max_abs_diff,
                  "" if rec.fully_integer or v.mode != "int8" else
@@ -257,10 +263,13 @@ def export_variant(recipe: Recipe, run: Run, v: ExportVariant, model, reference:
     if float_layers is not None:
         float_layers["cost"] = _selective_cost(v, blob, model, recipe, representative, test_pixels, probs, labels)
     path = fileio.write_bytes(run.variant(v.name), blob)
+    _remove(run.onnx(v.name))  # what an earlier target of this entry wrote would outlive its record
     if micro is not None:
         for file, text in zip(run.micro_sources(v.name), sources):
             fileio.write_text(file, text)
-        micro["sources"] = [run.rel(f) for f in run.micro_sources(v.name)]
+        micro["sources"] = {run.rel(f): sha256_file(f) for f in run.micro_sources(v.name)}
+    else:
+        _remove(*run.micro_sources(v.name))
     return VariantRecord(
         name=v.name, source=v.source, mode=v.mode, per_channel=v.per_channel, path=run.rel(path),
         size_bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)),
@@ -348,9 +357,15 @@ def export_onnx(recipe: Recipe, run: Run, v: ExportVariant, model, reference: np
     wrapped = with_pixel_input(model, channels=d.channels, mean=d.normalize.mean, std=d.normalize.std)
     blob, parity = onnx_record(wrapped, test_pixels, reference, labels)
     path = fileio.write_bytes(run.onnx(v.name), blob)
+    _remove(run.variant(v.name), *run.micro_sources(v.name))  # an earlier target's files
     return VariantRecord(
         name=v.name, source=v.source, mode=v.mode, per_channel=v.per_channel, path=run.rel(path),
         size_bytes=len(blob), gzip_bytes=len(gzip.compress(blob, 9)), accuracy=parity["accuracy"],
         source_accuracy=metrics.accuracy(labels, reference.argmax(1)), top1_agreement=parity["top1_agreement"],
         max_abs_diff=parity["max_abs_diff"], mean_abs_diff=parity.get("mean_abs_diff", 0.0), fully_integer=False,
         input_dtype="float32", output_dtype="float32", output_sha256=sha256_file(path), target="onnx", onnx=parity)
+
+
+def _remove(*paths) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)

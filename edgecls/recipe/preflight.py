@@ -69,11 +69,29 @@ def _micro_problems(recipe: Recipe, device) -> list[str]:
             "this recipe has none; add one, e.g. {name: int8_micro, source: train, mode: int8, target: micro}"]
 
 
+# What an export target needs installed, by module: found missing before training, not an hour later.
+TARGET_PACKAGES = {"micro": (("tflite_micro", "micro"),),
+                   "onnx": (("tf2onnx", "onnx"), ("onnx", "onnx"), ("onnxruntime", "onnx"))}
+
+
 def _recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:
     """(key, message) for each problem in what the recipe refers to."""
     data, model = recipe.data, recipe.model
     options = typed.to_plain(data.options) if data.options is not None else {}
-    return _problems(data.source, options, data.slices, model.weights, model.name, model.backbone)
+    return _problems(data.source, options, data.slices, model.weights, model.name, model.backbone) + \
+        _target_problems(recipe)
+
+
+def _target_problems(recipe: Recipe) -> list[tuple[str, str]]:
+    import importlib.util
+
+    problems = []
+    for i, v in enumerate(recipe.export):
+        missing = [(m, extra) for m, extra in TARGET_PACKAGES.get(v.target, ()) if importlib.util.find_spec(m) is None]
+        if missing:
+            problems.append((f"export[{i}].target", f"target: {v.target} needs {', '.join(m for m, _ in missing)}, "
+                                                    f"which is not installed: pip install 'edgecls[{missing[0][1]}]'"))
+    return problems
 
 
 def _raw_problems(raw: dict, errors: list[RecipeError]) -> list[tuple[str, str]]:

@@ -443,6 +443,14 @@ class Recipe:
             if v.name in names:
                 raise ValueError(f"export: variant name '{v.name}' is used twice")
             names.add(v.name)
+            if v.target == "micro" and sum(x.target == "micro" for x in self.export) > 1:
+                from edgecls.export.micro import c_identifier  # the one rule for the C names
+
+                twin = next((x for x in self.export if x is not v and x.target == "micro"
+                             and c_identifier(x.name) == c_identifier(v.name)), None)
+                if twin is not None:
+                    raise ValueError(f"export: micro variants '{twin.name}' and '{v.name}' get the same C names "
+                                     f"(g_{c_identifier(v.name)}_model): one firmware could not link both; rename one")
             if v.target == "onnx" and any(s.name == v.source and s.kind == "quantize" for s in self.compress):
                 # tf2onnx lowers fake quantization to QuantizeLinear/DequantizeLinear that do not compute what
                 # Keras does (a QAT small_cnn: max |difference| 0.158 in onnxruntime).

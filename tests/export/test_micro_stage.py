@@ -131,3 +131,56 @@ def test_onnx_variant_is_checked_in_onnxruntime_and_current_in_status(run):
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in map(json.loads, res.stdout.splitlines())}
     assert rows["onnx"]["state"] == "done" and rows["int8_micro"]["state"] == "done"
+
+
+def _copy(run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, dest)
+    return dest
+
+
+def _status(run: Path, cwd: Path | None = None) -> dict:
+    res = run_cli("status", str(run), "--json", cwd=cwd)
+    return {(r["kind"], r["name"]): r for r in map(json.loads, res.stdout.splitlines())}
+
+
+def test_c_sources_are_outputs_a_deleted_or_edited_one_is_stale(run, tmp_path):
+    copy = _copy(run, tmp_path / "run")
+    (copy / "export" / "int8_micro.h").write_text("// edited by hand\n")
+    row = _status(copy)[("variant", "int8_micro")]
+    assert row["state"] == "stale" and "export/int8_micro.h was replaced since" in row["why"], row
+    (copy / "export" / "int8_micro.cc").unlink()
+    res = run_cli("export", str(copy))  # redone, not called done
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (copy / "export" / "int8_micro.cc").is_file() and "edited" not in (copy / "export" / "int8_micro.h").read_text()
+    assert _status(copy)[("variant", "int8_micro")]["state"] == "done"
+
+
+def test_a_micro_board_report_goes_stale_when_its_budget_changes(run, tmp_path):
+    copy = _copy(run, tmp_path / "run")
+    board = tmp_path / "devices" / "tiny-board.yaml"
+    board.parent.mkdir()
+    board.write_text("name: tiny-board\nconnect: micro\nflash_kb: 1024\nram_kb: 256\n")
+    res = run_cli("bench", str(copy), "--device", "tiny-board", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _status(copy, tmp_path)[("bench", "tiny-board")]["state"] == "done"
+    board.write_text("name: tiny-board\nconnect: micro\nflash_kb: 1024\nram_kb: 4\n")  # the arena no longer fits
+    row = _status(copy, tmp_path)[("bench", "tiny-board")]
+    assert row["state"] == "stale" and "budgets of device 'tiny-board' changed" in row["why"], row
+    res = run_cli("bench", str(copy), "--device", "tiny-board", cwd=tmp_path)
+    assert res.returncode != 0 and "exceeds the RAM budget" in res.stdout + res.stderr
+
+
+def test_quantdebug_records_what_it_was_made_from_and_refuses_a_stale_source(run, tmp_path):
+    copy = _copy(run, tmp_path / "run")
+    res = run_cli("quantdebug", str(copy), "--variant", "int8_micro", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    made = json.loads(res.stdout)["made_from"]
+    assert "train/model.keras" in made["files"] and "split.json" in made["files"]
+    with open(copy / "train" / "model.keras", "ab") as fh:  # the trained model changed under its record
+        fh.write(b"\0")
+    res = run_cli("quantdebug", str(copy), "--variant", "int8_micro")
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode != 0 and len(errors) == 1 and "source 'train'" in errors[0] and "stale" in errors[0], \
+        res.stderr
