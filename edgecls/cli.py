@@ -343,10 +343,13 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"  float ops: {float_ops}")
     click.echo("  ops: " + ", ".join(f"{k} x{v}" for k, v in data["ops"].items()))
     micro = data["micro"]
-    support = ("every op has a kernel" if micro["ops_supported"] else
-               "no kernel for " + ", ".join(micro["unsupported"]))
-    arena = f"arena {micro['arena_bytes']:,} bytes" if micro.get("arena_bytes") else micro.get("arena_note", "")
-    click.echo(f"  TFLite Micro: {support}; {arena}")
+    if not micro["ops_supported"]:
+        click.echo(f"  TFLite Micro: no kernel for {', '.join(micro['unsupported'])}")
+    elif micro.get("runs") is False:
+        click.echo(f"  TFLite Micro cannot run it: {micro['reason']}")
+    else:
+        arena = f"arena {micro['arena_bytes']:,} bytes" if micro.get("arena_bytes") else micro.get("arena_note", "")
+        click.echo(f"  TFLite Micro: every op has a kernel; {arena}")
 
 
 @cli.command()

@@ -114,27 +114,19 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     float_layers = tuple(float_layers)
     if (float_layers or debugger is not None) and mode != "int8":
         raise ExportError(f"float_layers: keeping layers in float needs mode int8 (mode is {mode})")
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "float16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif mode == "dynamic":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode in ("int8", "int16x8"):
+    if mode in ("int8", "int16x8"):
         if representative is None or not len(representative):
             raise ExportError(f"mode {mode} needs representative data")
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = _representative(representative, f"{mode} calibration")
-        # The converter's only switch for this is a private attribute (TF 2.21); it is the documented
-        # per-tensor path of the post-training quantization guide.
-        conv._experimental_disable_per_channel = not per_channel
+        conv = _int8_converter(model, representative, per_channel, f"{mode} calibration", mode=mode)
         if mode == "int8":
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = _TYPES[input_type]
             conv.inference_output_type = _TYPES[output_type]
-        else:
-            conv.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if mode in ("float16", "dynamic"):
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "float16":
+            conv.target_spec.supported_types = [tf.float16]
     try:
         with warnings.catch_warnings(), quiet_native_stderr(keep_python=True):  # the calibration bar stays
             warnings.simplefilter("ignore")  # the converter warns about QAT statistics we give it
@@ -163,12 +155,18 @@ def convert(model, mode: str, *, representative: np.ndarray | None = None, input
     return blob
 
 
-def _int8_converter(model, representative: np.ndarray, per_channel: bool, desc: str):
+def _int8_converter(model, representative: np.ndarray, per_channel: bool, desc: str, *, mode: str = "int8"):
+    """The one definition of the post-training int8 (or int16x8) converter settings: convert()'s int8 and
+    int16x8 variants and the quantization debugger (float_layers, its "plain int8" included) all start here.
+    Input/output types are the caller's (the debugger keeps float edges)."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(representative, desc)
-    conv._experimental_disable_per_channel = not per_channel  # see convert()
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    # The converter's only switch for this is a private attribute (TF 2.21); it is the documented
+    # per-tensor path of the post-training quantization guide.
+    conv._experimental_disable_per_channel = not per_channel
+    conv.target_spec.supported_ops = ([tf.lite.OpsSet.TFLITE_BUILTINS_INT8] if mode == "int8" else
+                                      [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8])
     return conv
 
 

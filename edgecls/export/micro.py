@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, first_line
 from edgecls.export.micro_ops import MICRO_RESOLVER
 
 INSTALL_HINT = "pip install 'edgecls[micro]'"
@@ -39,6 +39,11 @@ ARENA_NOTE = ("measured by the tflite-micro Python interpreter (reference kernel
 
 class MicroError(EdgeclsError):
     """A model TFLite Micro cannot run (an op without a kernel, an arena it cannot allocate), or no tflite-micro."""
+
+
+class MicroRefused(MicroError):
+    """TFLite Micro's interpreter refuses a model whose ops all have kernels, for a reason no arena size fixes
+    (a float16 or dynamic-range (hybrid) model: tensor types its kernels do not take)."""
 
 
 # ---------------------------------------------------------------------------------------------- ops
@@ -126,6 +131,24 @@ def _why(log: list[str]) -> str:
     return log[0] if log else "no message"
 
 
+# What TFLM prints when the arena is too small (micro_allocator.cc, single_arena_buffer_allocator.cc); the generic
+# "TFLM failed to allocate tensors" is the exception's text, not one of these lines.
+_ARENA_SHORT = re.compile(r"Failed to (allocate|resize)|failed to allocate (input|output|ancillary)|bytes required|"
+                          r"missing: \d+|is too small")
+
+
+def _refusal(log: list[str]) -> str | None:
+    """TFLM's reason, one line, when its log says it refused the model for something other than arena size."""
+    if not log or any(_ARENA_SHORT.search(line) for line in log):
+        return None
+    node = next((ln for ln in log if re.match(r"Node \S+ \(number \d+\) failed", ln)), None)
+    rest = [re.sub(r"^tensorflow/lite/micro/", "", ln) for ln in log if ln is not node]
+    reason = "; ".join(rest)
+    if node:
+        reason = re.sub(r" with status \d+$", "", node) + (f" ({reason})" if reason else "")
+    return reason
+
+
 def measure_arena(model_bytes: bytes) -> dict:
     """The smallest tensor arena TFLite Micro runs the model in.
 
@@ -137,17 +160,23 @@ def measure_arena(model_bytes: bytes) -> dict:
     Bisection on ``arena_size`` (to the byte) between a size that fails and one
     that works, each step building the real interpreter (AllocateTensors is
     where TFLM plans the arena); the result is then checked by an ``invoke()``
-    in an arena of exactly that size.
+    in an arena of exactly that size. Each failure while growing the arena is read from TFLM's log:
+    one that is not about arena size (a float16 or hybrid model's tensor types) raises
+    :class:`MicroRefused` with TFLM's reason at once.
     """
     check_micro(model_bytes, "model")
     model_bytes = bytes(model_bytes)
     hi = max(4096, 2 * len(model_bytes))
-    while not _fits(model_bytes, hi):
-        if hi >= ARENA_LIMIT:
-            log: list[str] = []
-            try:
-                _interpreter(model_bytes, ARENA_LIMIT, log)
-            except RuntimeError as err:
+    while True:
+        log: list[str] = []
+        try:
+            _interpreter(model_bytes, hi, log)
+            break
+        except RuntimeError as err:
+            reason = _refusal(log)
+            if reason is not None:
+                raise MicroRefused(f"model: TFLite Micro cannot run it: {reason}") from None
+            if hi >= ARENA_LIMIT:
                 raise MicroError(f"model: TFLite Micro cannot allocate it even in a {ARENA_LIMIT >> 20} MiB arena "
                                  f"({err}: {_why(log)})") from None
         hi = min(2 * hi, ARENA_LIMIT)
@@ -273,18 +302,33 @@ def micro_record(model_bytes: bytes, pixels: np.ndarray, litert_probs: np.ndarra
 
 
 def micro_summary(model_bytes: bytes) -> dict:
-    """For ``edgecls info``: {"ops_supported", "unsupported", "arena_bytes" (None when not measured), "arena_note"}."""
+    """For ``edgecls info``: {"ops_supported", "unsupported", "runs", "reason", "arena_bytes", "arena_note"}.
+
+    ``runs``: True when TFLM allocated and invoked the model, False when it cannot (``reason``: why, one
+    line: ops without a kernel, or TFLM's refusal of a float16/hybrid model), None when not checked
+    (tflite-micro not installed). ``arena_bytes`` is None when not measured (``arena_note`` says why).
+    """
     ops = micro_ops(model_bytes)
     summary: dict[str, Any] = {"ops_supported": not ops["unsupported"], "unsupported": ops["unsupported"],
-                               "arena_bytes": None}
+                               "runs": None, "reason": None, "arena_bytes": None}
     if ops["unsupported"]:
-        summary["arena_note"] = "not measured: TFLite Micro has no kernel for " + ", ".join(ops["unsupported"])
+        summary["runs"] = False
+        summary["reason"] = "TFLite Micro has no kernel for " + ", ".join(ops["unsupported"])
+        summary["arena_note"] = "not measured: " + summary["reason"]
         return summary
     try:
         arena = measure_arena(model_bytes)
-    except MicroError as err:  # not installed, or TFLM refuses the model: say why instead of a figure
+    except MicroRefused as err:  # every op has a kernel, yet TFLM will not run it: no arena would help
+        summary["runs"] = False
+        summary["reason"] = str(err).removeprefix("model: TFLite Micro cannot run it: ")
         summary["arena_note"] = f"not measured: {err}"
         return summary
+    except MicroError as err:  # not installed, or no arena up to ARENA_LIMIT: say why instead of a figure
+        summary["arena_note"] = f"not measured: {err}"
+        if "not installed" not in str(err):
+            summary["runs"], summary["reason"] = False, first_line(err)
+        return summary
+    summary["runs"] = True
     summary["arena_bytes"] = arena["arena_bytes"]
     summary["arena_note"] = f"{ARENA_NOTE}; tflite-micro {arena['tflm_version']}"
     return summary

@@ -47,7 +47,12 @@ def models():
     good = convert(with_pixel_input(net, channels=3, mean=[0.5], std=[0.25]), "int8", representative=rep,
                    input_type="uint8", output_type="uint8")
     gelu = convert(_net(keras, "gelu"), "int8", representative=rep)
-    return {"int8": good, "gelu": gelu, "pixels": pixels[16:], "labels": labels[16:]}
+    # Every op has a TFLM kernel, yet TFLM takes neither: float16 weights (DEQUANTIZE of float16) and a
+    # dynamic-range (hybrid) FULLY_CONNECTED (float input, int8 weights: 144x16 is over the 1024-weight threshold).
+    hybrid = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                               keras.layers.Dense(16), keras.layers.Dense(2)])
+    return {"int8": good, "gelu": gelu, "pixels": pixels[16:], "labels": labels[16:],
+            "float16": convert(net, "float16"), "dynamic": convert(hybrid, "dynamic")}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +87,26 @@ def test_unsupported_op_is_one_line_naming_it(models):
     summary = micro.micro_summary(models["gelu"])
     assert summary["ops_supported"] is False and summary["unsupported"] == ["GELU"]
     assert summary["arena_bytes"] is None and "GELU" in summary["arena_note"]
+    assert summary["runs"] is False and "GELU" in summary["reason"]
     with pytest.raises(RuntimeError):  # the real interpreter agrees: it has no GELU kernel either
         micro._interpreter(models["gelu"], 1 << 20)
+
+
+@pytest.mark.parametrize("mode, why", [("float16", "DEQUANTIZE"), ("dynamic", "FULLY_CONNECTED")])
+def test_a_model_tflm_refuses_is_not_an_arena_matter(models, mode, why):
+    import time
+
+    assert micro.micro_ops(models[mode])["unsupported"] == []  # the op check alone would pass it
+    start = time.perf_counter()
+    with pytest.raises(micro.MicroRefused) as err:
+        micro.measure_arena(models[mode])
+    assert time.perf_counter() - start < 2  # refused at once, not after doubling the arena to a GiB
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("model: TFLite Micro cannot run it: ") and why in text
+    assert "arena" not in text and "MiB" not in text
+    summary = micro.micro_summary(models[mode])
+    assert summary["ops_supported"] is True and summary["runs"] is False and summary["arena_bytes"] is None
+    assert why in summary["reason"] and "\n" not in summary["reason"]
 
 
 def test_not_a_model_is_one_line():
@@ -98,7 +121,7 @@ def test_missing_package_names_the_extra(models, monkeypatch):
         micro.measure_arena(models["int8"])
     summary = micro.micro_summary(models["int8"])
     assert summary["ops_supported"] is True and summary["arena_bytes"] is None
-    assert "not installed" in summary["arena_note"]
+    assert "not installed" in summary["arena_note"] and summary["runs"] is None
 
 
 def test_arena_is_the_smallest_that_works(models, arena):
@@ -137,6 +160,7 @@ def test_summary_of_a_supported_model(models, arena):
     summary = micro.micro_summary(models["int8"])
     assert summary["ops_supported"] is True and summary["unsupported"] == []
     assert summary["arena_bytes"] == arena["arena_bytes"] and "64-bit" in summary["arena_note"]
+    assert summary["runs"] is True and summary["reason"] is None
 
 
 def test_c_identifier():
