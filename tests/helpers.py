@@ -12,6 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
 
+# The data section of the small digits recipes tests train (8x8 gray, 10 % validation, 20 % test).
+DIGITS_DATA = """\
+data:
+  source: digits
+  image_size: 8
+  channels: 1
+  normalize: {mean: [0.5], std: [0.5]}
+  splits: {validation: 0.1, test: 0.2}
+"""
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run the real `edgecls` command in a fresh process; returns CompletedProcess with text output."""
     return subprocess.run([sys.executable, "-m", "edgecls", *args], cwd=cwd, capture_output=True, text=True,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import DIGITS_DATA, ROOT
 
 BAR = "%|"  # tqdm's "  40%|████      | 2/5": what a drawn bar always contains
 
@@ -29,13 +29,7 @@ RECIPE = """\
 name: digits-progress
 description: digits, 1 epoch, one int8 variant (progress bar tests)
 seed: 0
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model:
+""" + DIGITS_DATA + """model:
   name: small_cnn
 train:
   epochs: 1

@@ -13,19 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_cli
+from tests.helpers import DIGITS_DATA, ROOT, run_cli
 
 RECIPE = """\
 name: digits
 description: digits, 3 epochs, two export variants (bench tests)
 seed: 0
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model:
+""" + DIGITS_DATA + """model:
   name: small_cnn
 train:
   epochs: 3

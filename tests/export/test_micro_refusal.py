@@ -10,20 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import DIGITS_DATA, run_cli
 
 pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip install 'edgecls[micro]')")
 
 RECIPE = """\
 name: digits-vit-micro
 seed: 0
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model:
+""" + DIGITS_DATA + """model:
   name: vit_tiny
   options: {width: 0.25, depth: 1, patch_size: 4, heads: 1, mlp_ratio: 1.0}
 train:

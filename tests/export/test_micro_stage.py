@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import DIGITS_DATA, run_cli
 
 pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip install 'edgecls[micro]')")
 pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install 'edgecls[onnx]')")
@@ -17,13 +17,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install 'ed
 RECIPE = """\
 name: digits-micro
 seed: 0
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model: {name: small_cnn}
+""" + DIGITS_DATA + """model: {name: small_cnn}
 train:
   epochs: 3
   batch_size: 32

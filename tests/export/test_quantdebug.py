@@ -6,19 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import DIGITS_DATA, run_cli
 
 DIGITS = """\
 name: qd-digits
 description: tiny digits for quantdebug tests
 seed: 0
-data:
-  source: digits
-  image_size: 8
-  channels: 1
-  normalize: {mean: [0.5], std: [0.5]}
-  splits: {validation: 0.1, test: 0.2}
-model:
+""" + DIGITS_DATA + """model:
   name: small_cnn
   options: {width: 0.25, depth: 2, dropout: 0.0}
 train:
